@@ -1,0 +1,206 @@
+//! Command-line front end: one file per command, each an args struct and a
+//! `run` function returning the exit code (0 yes, 1 no) or an error (exit 2).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+pub mod ca;
+pub mod ca_list;
+pub mod device;
+pub mod inspect;
+pub mod template;
+pub mod verification_cert;
+pub mod verify;
+
+/// Result of a command: `Ok(0)` success/yes, `Ok(1)` the answer is no,
+/// `Err` could not run (exit 2).
+pub type CmdResult = anyhow::Result<u8>;
+
+const AFTER_HELP: &str = "\
+EXIT CODES:
+  0  success, or the check holds
+  1  the check ran and the answer is no
+  2  the command could not run (bad arguments, unreadable input, refusing to overwrite)
+
+EXAMPLES:
+  Make a lab PKI (P-256 root and intermediate) in ./pki and three devices:
+    iotca --home pki ca init
+    iotca --home pki device create sensor-thl-001 sensor-thl-002 sensor-thl-003
+
+  Does a device's chain reach the group's CA?
+    iotca verify pki/certs/sensor-thl-002-full-chain.cert.pem --ca pki/certs/azure-iot-test-only.intermediate.cert.pem";
+
+/// iotca: X.509 certificates for Azure IoT device provisioning.
+///
+/// Creates lab and fleet PKIs (root CA, intermediates, device certificates
+/// with CN = device ID), checks that a device's chain reaches a DPS group's
+/// CA, guards DPS enrollments against CN mismatches, and audits fleets.
+#[derive(Debug, Parser)]
+#[command(name = "iotca", version, after_help = AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command accepts, before or after the subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// The PKI home directory [default: $IOTCA_HOME, else the current directory].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// Print one JSON document on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print nothing but errors (and JSON when asked for).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+impl Global {
+    /// The home directory: `--home`, else `$IOTCA_HOME`, else `.`.
+    pub fn home_dir(&self) -> PathBuf {
+        if let Some(h) = &self.home {
+            return h.clone();
+        }
+        match std::env::var_os("IOTCA_HOME") {
+            Some(h) if !h.is_empty() => PathBuf::from(h),
+            _ => PathBuf::from("."),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create and list certificate authorities (root, intermediates).
+    #[command(subcommand)]
+    Ca(ca::CaCommand),
+    /// Issue device (leaf) certificates with CN = device ID.
+    #[command(subcommand)]
+    Device(device::DeviceCommand),
+    /// Issue a proof-of-possession (verification) certificate for a CA.
+    VerificationCert(verification_cert::VerificationCertArgs),
+    /// Check whether a device's chain reaches a group's CA, and say why not.
+    Verify(verify::VerifyArgs),
+    /// Describe certificates: subject, validity, keys, extensions, thumbprints.
+    Inspect(inspect::InspectArgs),
+    /// Show the built-in certificate profiles.
+    #[command(subcommand)]
+    Template(template::TemplateCommand),
+}
+
+/// Parses the command line, runs the command and maps the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result = match &cli.command {
+        Command::Ca(c) => ca::run(c, &cli.global),
+        Command::Device(c) => device::run(c, &cli.global),
+        Command::VerificationCert(a) => verification_cert::run(a, &cli.global),
+        Command::Verify(a) => verify::run(a, &cli.global),
+        Command::Inspect(a) => inspect::run(a, &cli.global),
+        Command::Template(c) => template::run(c, &cli.global),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::from(0);
+            }
+            let _ = writeln!(std::io::stderr(), "iotca: error: {}", one_sentence(&e));
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Joins an error and its context into one line.
+fn one_sentence(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for c in e.chain() {
+        let s = c.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ")
+}
+
+/// Prints a value as pretty JSON on stdout.
+pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Reads a passphrase from `--passphrase-file` (first line, line ending
+/// stripped, as `openssl -passin file:` does) or `$IOTCA_PASSPHRASE`.
+pub fn passphrase_from(
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<Option<iotca::keys::Secret>> {
+    if let Some(path) = file {
+        return Ok(Some(iotca::keys::Secret::from_file_first_line(path)?));
+    }
+    match std::env::var("IOTCA_PASSPHRASE") {
+        Ok(p) if !p.is_empty() => Ok(Some(iotca::keys::Secret::new(p))),
+        _ => Ok(None),
+    }
+}
+
+/// Prints what a command wrote (text or JSON) and its warnings on stderr.
+pub fn print_report(report: &iotca::pki::Report, g: &Global) -> anyhow::Result<()> {
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    if g.json {
+        return print_json(report);
+    }
+    if g.quiet {
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    if let Some(a) = &report.archived_to {
+        writeln!(out, "archived the previous files to {}", a.display())?;
+    }
+    let n = report.written.len();
+    if n > 40 {
+        writeln!(out, "wrote {n} files; first and last:")?;
+        for w in report
+            .written
+            .iter()
+            .take(3)
+            .chain(report.written.iter().skip(n - 3))
+        {
+            writeln!(out, "  {:<28} {}", w.what, w.path.display())?;
+        }
+    } else {
+        for w in &report.written {
+            writeln!(out, "wrote {:<28} {}", w.what, w.path.display())?;
+        }
+    }
+    if !report.skipped.is_empty() {
+        writeln!(
+            out,
+            "skipped {} device(s) that already exist",
+            report.skipped.len()
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,37 @@
+//! iotca: the X.509 side of Azure IoT device provisioning.
+//!
+//! The library holds all the logic; the `iotca` binary only parses
+//! arguments, reads files and prints. Modules have one concern each:
+//!
+//! - [`ids`]: DPS registration ID, IoT hub device ID and file-name rules.
+//! - [`keys`]: key generation, reading every key format, PKCS#8 encryption.
+//! - [`profile`]: certificate profiles (the `templates/*.toml`).
+//! - [`issue`]: building and signing certificates from a profile.
+//! - [`store`]: the PKI home: paths, atomic writes, the lock, the archive.
+//! - [`cert`]: reading certificate files and describing certificates.
+//! - [`problem`] and [`verify`]: chain verification with DPS semantics.
+//! - [`enroll`], [`hub`], [`provision`]: DPS enrollments, the IoT hub
+//!   registry and the simulated DPS decision.
+//! - [`audit`]: checking a fleet of device certificates against a CA.
+//! - [`pfx`]: PKCS#12 files for device applications.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod audit;
+pub mod cert;
+pub mod enroll;
+pub mod error;
+pub mod hub;
+pub mod ids;
+pub mod inventory;
+pub mod issue;
+pub mod keys;
+pub mod pfx;
+pub mod pki;
+pub mod problem;
+pub mod profile;
+pub mod provision;
+pub mod store;
+pub mod verify;
+
+pub use error::{Error, Result};
