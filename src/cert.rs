@@ -52,6 +52,16 @@ pub enum ParseError {
 /// parameters ignored) or one DER certificate. Each certificate is checked to
 /// parse, so callers may `parse_der` the result without a second error path.
 pub fn split_certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>, ParseError> {
+    let certs = split_unchecked(bytes)?;
+    for (i, der) in certs.iter().enumerate() {
+        check_der(der, i + 1)?;
+    }
+    Ok(certs)
+}
+
+/// Like [`split_certificates`] but without parsing each certificate: for
+/// callers (audit) that parse them next anyway and report what fails.
+pub fn split_unchecked(bytes: &[u8]) -> Result<Vec<Vec<u8>>, ParseError> {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ParseError::Empty);
     }
@@ -62,9 +72,7 @@ pub fn split_certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>, ParseError> {
         for block in blocks {
             match block.tag() {
                 "CERTIFICATE" | "X509 CERTIFICATE" | "TRUSTED CERTIFICATE" => {
-                    let der = block.into_contents();
-                    check_der(&der, out.len() + 1)?;
-                    out.push(der);
+                    out.push(block.into_contents());
                 }
                 tag if tag.contains("PRIVATE KEY") => {
                     return Err(ParseError::PrivateKey(tag.to_string()));
@@ -83,7 +91,6 @@ pub fn split_certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>, ParseError> {
     if bytes.first() != Some(&0x30) {
         return Err(ParseError::NotCertificate);
     }
-    check_der(bytes, 1)?;
     Ok(vec![bytes.to_vec()])
 }
 

@@ -30,6 +30,9 @@ pub enum ProblemCode {
     /// section 4.1.2.5). What to do: renew it (for a CA, re-issue the
     /// certificates below it too if the key changes).
     Expired,
+    /// An issuer has a keyUsage extension without keyCertSign (RFC 5280
+    /// section 4.2.1.3). What to do: re-issue the issuer with keyCertSign.
+    IssuerMissingKeycertsign,
     /// An issuer on the path is not a CA: basicConstraints is missing or
     /// says CA:FALSE (RFC 5280 section 4.2.1.9). What to do: re-issue the
     /// issuer as a CA certificate, or issue the device from a real CA.
@@ -39,17 +42,14 @@ pub enum ProblemCode {
     /// CAs. What to do: check that the device belongs to this group's PKI
     /// and that its chain file holds its intermediates.
     IssuerNotFound,
-    /// An issuer has a keyUsage extension without keyCertSign (RFC 5280
-    /// section 4.2.1.3). What to do: re-issue the issuer with keyCertSign.
-    IssuerMissingKeycertsign,
-    /// The device's leaf is a CA certificate (basicConstraints CA:TRUE).
-    /// DPS device certificates must be end-entity certificates. What to do:
-    /// issue the device a leaf certificate (CA:FALSE).
-    LeafIsCa,
     /// The leaf has an extendedKeyUsage extension that does not include
     /// clientAuth (RFC 5280 section 4.2.1.12), so it cannot authenticate a
     /// TLS client. What to do: re-issue it with clientAuth, or without EKU.
     LeafEkuLacksClientAuth,
+    /// The device's leaf is a CA certificate (basicConstraints CA:TRUE).
+    /// DPS device certificates must be end-entity certificates. What to do:
+    /// issue the device a leaf certificate (CA:FALSE).
+    LeafIsCa,
     /// The leaf's subject has no CN. DPS takes the registration ID from the
     /// CN. What to do: re-issue it with CN = the device ID.
     LeafMissingCn,
@@ -74,14 +74,14 @@ pub enum ProblemCode {
     /// certificate was altered, or it was issued by another CA with the same
     /// name. What to do: re-issue it from the right CA.
     SignatureInvalid,
-    /// A certificate has a critical extension iotca does not process (RFC
-    /// 5280 section 4.2: it must then be rejected). What to do: re-issue it
-    /// without that extension, or mark it non-critical.
-    UnsupportedCriticalExtension,
     /// A key or signature algorithm outside what DPS devices use: RSA
     /// (PKCS#1 v1.5 with SHA-256/384/512) or ECDSA P-256/P-384. What to do:
     /// re-issue with one of those.
     UnsupportedAlgorithm,
+    /// A certificate has a critical extension iotca does not process (RFC
+    /// 5280 section 4.2: it must then be rejected). What to do: re-issue it
+    /// without that extension, or mark it non-critical.
+    UnsupportedCriticalExtension,
 }
 
 impl ProblemCode {

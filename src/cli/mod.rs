@@ -7,10 +7,15 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod audit;
 pub mod ca;
 pub mod ca_list;
+pub mod deprovision;
 pub mod device;
+pub mod enroll;
+pub mod hub;
 pub mod inspect;
+pub mod provision;
 pub mod template;
 pub mod verification_cert;
 pub mod verify;
@@ -88,6 +93,18 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Describe certificates: subject, validity, keys, extensions, thumbprints.
     Inspect(inspect::InspectArgs),
+    /// DPS enrollments: the pre-flight check, create, list, show, delete, groups.
+    #[command(subcommand)]
+    Enroll(enroll::EnrollCommand),
+    /// Simulate the DPS decision for a device presenting CERT (a full-chain PEM).
+    Provision(provision::ProvisionArgs),
+    /// The local IoT hub identity registry.
+    #[command(subcommand)]
+    Hub(hub::HubCommand),
+    /// Take one device out of its enrollment group: disabled individual enrollment + hub deletion.
+    Deprovision(deprovision::DeprovisionArgs),
+    /// Check thousands of device certificates against a group CA.
+    Audit(audit::AuditArgs),
     /// Show the built-in certificate profiles.
     #[command(subcommand)]
     Template(template::TemplateCommand),
@@ -109,6 +126,11 @@ pub fn main() -> ExitCode {
         Command::VerificationCert(a) => verification_cert::run(a, &cli.global),
         Command::Verify(a) => verify::run(a, &cli.global),
         Command::Inspect(a) => inspect::run(a, &cli.global),
+        Command::Enroll(c) => enroll::run(c, &cli.global),
+        Command::Provision(a) => provision::run(a, &cli.global),
+        Command::Hub(c) => hub::run(c, &cli.global),
+        Command::Deprovision(a) => deprovision::run(a, &cli.global),
+        Command::Audit(a) => audit::run(a, &cli.global),
         Command::Template(c) => template::run(c, &cli.global),
     };
     match result {
@@ -203,4 +225,11 @@ pub fn print_report(report: &iotca::pki::Report, g: &Global) -> anyhow::Result<(
         )?;
     }
     Ok(())
+}
+
+/// The local DPS store of the home, as an audit lookup, when the home has one.
+pub fn enrollment_lookup(
+    _g: &Global,
+) -> anyhow::Result<Option<Box<dyn iotca::audit::EnrollmentLookup>>> {
+    Ok(None)
 }

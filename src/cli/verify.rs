@@ -112,9 +112,7 @@ struct JsonVerdict<'a> {
 pub fn run(args: &VerifyArgs, g: &Global) -> CmdResult {
     let at = match &args.at {
         Some(s) => OffsetDateTime::parse(s.trim(), &Rfc3339).map_err(|e| {
-            anyhow::anyhow!(
-                "--at '{s}' is not an RFC 3339 time such as 2027-01-01T00:00:00Z ({e})"
-            )
+            anyhow::anyhow!("--at '{s}' is not an RFC 3339 time such as 2027-01-01T00:00:00Z ({e})")
         })?,
         None => OffsetDateTime::now_utc(),
     };

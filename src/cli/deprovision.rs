@@ -1,0 +1,287 @@
+//! `iotca deprovision ID --cert CERT`: take one device out of its enrollment
+//! group in one step — pre-flight, disabled individual enrollment, hub
+//! deletion, and both confirmed.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use iotca::cert;
+use iotca::enroll::schema::ProvisioningStatus;
+use iotca::enroll::{EnrollmentStore, IndividualEnrollment, az};
+use iotca::hub::Registry;
+use iotca::provision::{self, Decision, Status};
+use iotca::store::Home;
+
+use super::enroll::{leaf_file_for_az, preflight, preflight_json, render_preflight};
+use super::{CmdResult, Global, print_json};
+
+const AFTER_HELP: &str = "\
+WHAT IT DOES (--to local, the default):
+  1. The pre-flight of `enroll check`: the certificate's CN is exactly ID, it
+     is a device leaf, not expired, and chains to --group-ca when given. If it
+     refuses, nothing changes (exit 1).
+  2. Writes a disabled individual enrollment dps/enrollments/<id>.json. An
+     existing enrollment for ID that is already disabled with this certificate
+     is kept; any other (enabled, or another certificate) is replaced, the old
+     record moving under archive/<timestamp>/. Its deviceId is kept.
+  3. Deletes the device (the enrollment's deviceId, else ID) from the hub
+     registry hub/devices/ (the record moves under archive/).
+  4. Confirms: the enrollment reads back disabled, the hub answers
+     DeviceNotFound, and the provisioning decision for CERT is `disabled`.
+With --to az it prints the two az commands instead (\"$DPS_NAME\" and
+\"$HUB_NAME\" stand in for names not given).
+
+EXIT CODES:
+  0  deprovisioned and confirmed (or the commands printed)
+  1  the pre-flight refused; nothing changed
+  2  could not run (unreadable file, bad flags), or a step did not confirm
+
+EXAMPLES:
+  Take sensor-thl-002 out of its group:
+    iotca deprovision sensor-thl-002 --cert certs/sensor-thl-002.cert.pem
+  Also make sure it is a device of the group over the intermediate:
+    iotca deprovision sensor-thl-002 --cert certs/sensor-thl-002-full-chain.cert.pem \\
+        --group-ca certs/azure-iot-test-only.intermediate.cert.pem
+  The same against Azure:
+    iotca deprovision sensor-thl-002 --cert certs/sensor-thl-002.cert.pem --to az --dps-name dps-X --hub-name hub-X";
+
+/// Where the deprovisioning happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Target {
+    /// In the home's local DPS store and hub registry.
+    Local,
+    /// Print the az commands.
+    Az,
+}
+
+/// Take one device out of its enrollment group: disabled individual enrollment + hub deletion.
+#[derive(Debug, Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct DeprovisionArgs {
+    /// The device's registration ID (= its certificate's CN).
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// The device's certificate: leaf, or full chain with the leaf first.
+    #[arg(long, value_name = "CERT")]
+    pub cert: PathBuf,
+    /// The enrollment group's CA: also check the chain reaches it.
+    #[arg(long, value_name = "CA")]
+    pub group_ca: Option<PathBuf>,
+    /// Act on the local store, or print the az commands.
+    #[arg(long, value_enum, default_value = "local")]
+    pub to: Target,
+    /// The DPS instance name, for --to az [default: "$DPS_NAME"].
+    #[arg(long, value_name = "NAME")]
+    pub dps_name: Option<String>,
+    /// The IoT hub name, for --to az [default: "$HUB_NAME"].
+    #[arg(long, value_name = "NAME")]
+    pub hub_name: Option<String>,
+}
+
+/// The enrollment step's outcome.
+#[derive(Serialize)]
+struct JsonEnrollment {
+    path: String,
+    #[serde(rename = "provisioningStatus")]
+    provisioning_status: ProvisioningStatus,
+    /// `created`, `replaced` or `unchanged`.
+    action: &'static str,
+    archived_to: Option<String>,
+}
+
+/// The hub step's outcome.
+#[derive(Serialize)]
+struct JsonHub {
+    device_id: String,
+    /// `deleted` or `not_found` (there was nothing to delete).
+    action: &'static str,
+    archived_to: Option<String>,
+}
+
+/// `deprovision --json`.
+#[derive(Serialize)]
+struct JsonDeprovision {
+    ok: bool,
+    enrollment_id: String,
+    enrollment: JsonEnrollment,
+    hub: JsonHub,
+    confirmed: Confirmed,
+    provision: Decision,
+}
+
+#[derive(Serialize)]
+struct Confirmed {
+    enrollment_disabled: bool,
+    device_not_found: bool,
+}
+
+/// Runs `deprovision`.
+pub fn run(a: &DeprovisionArgs, g: &Global) -> CmdResult {
+    let home = if a.to == Target::Local {
+        Some(Home::open(&g.home_dir())?)
+    } else {
+        None
+    };
+    let (p, chain) = preflight(&a.id, &a.cert, a.group_ca.as_deref())?;
+    if !p.ok {
+        if g.json {
+            print_json(&preflight_json(&p))?;
+        } else {
+            eprint!("{}", render_preflight(&p));
+        }
+        eprintln!("nothing was changed.");
+        return Ok(1);
+    }
+    let leaf = &chain[0];
+    if a.to == Target::Az {
+        let home = Home::open(&g.home_dir()).ok();
+        let path = leaf_file_for_az(&a.cert, &chain, home.as_ref(), p.cn.as_deref())?;
+        let e = IndividualEnrollment::x509(&a.id, String::new(), ProvisioningStatus::Disabled);
+        let cmds = [
+            az::enrollment_create(a.dps_name.as_deref(), &e, &path),
+            az::hub_device_delete(a.hub_name.as_deref(), &a.id),
+        ];
+        if g.json {
+            print_json(&serde_json::json!({"commands": cmds}))?;
+        } else {
+            let mut s = String::new();
+            for c in &cmds {
+                s.push_str(c);
+                s.push('\n');
+            }
+            std::io::stdout().lock().write_all(s.as_bytes())?;
+        }
+        return Ok(0);
+    }
+
+    let home = home.expect("opened above for --to local");
+    let store = EnrollmentStore::new(home.clone());
+    let registry = Registry::new(home.clone());
+    let _lock = home.lock()?;
+
+    // The disabled individual enrollment.
+    let existing = store.individual(&a.id)?;
+    let mut e = IndividualEnrollment::x509(&a.id, cert::to_pem(leaf), ProvisioningStatus::Disabled);
+    if let Some(old) = &existing {
+        e.device_id = old.enrollment.device_id.clone();
+        e.iot_hubs = old.enrollment.iot_hubs.clone();
+        e.allocation_policy = old.enrollment.allocation_policy;
+    }
+    let device_id = e.device_id.clone().unwrap_or_else(|| a.id.clone());
+    registry.path(&device_id)?;
+    let (action, written) = match &existing {
+        Some(old)
+            if old.enrollment.provisioning_status == ProvisioningStatus::Disabled
+                && old.certificates.first().is_some_and(|c| c == leaf) =>
+        {
+            ("unchanged", None)
+        }
+        Some(_) => ("replaced", Some(store.replace_individual(&e)?)),
+        None => ("created", Some(store.create_individual(&e)?)),
+    };
+    let path = store.individual_path(&a.id)?;
+
+    // The hub identity.
+    let hub_archive = registry.delete(&device_id)?;
+
+    // Confirm both, and what DPS now decides.
+    let back = store.individual(&a.id)?;
+    let enrollment_disabled = back.as_ref().is_some_and(|b| {
+        b.enrollment.provisioning_status == ProvisioningStatus::Disabled
+            && b.certificates.first().is_some_and(|c| c == leaf)
+    });
+    let device_not_found = registry.get(&device_id)?.is_none();
+    let decision = provision::decide(&store, &chain, OffsetDateTime::now_utc())?;
+    if !enrollment_disabled {
+        anyhow::bail!("{} does not read back as disabled", path.display());
+    }
+    if !device_not_found {
+        anyhow::bail!("device '{device_id}' is still in the hub registry");
+    }
+    if decision.status != Status::Disabled {
+        anyhow::bail!(
+            "the provisioning decision for {} is still '{}': {}",
+            a.cert.display(),
+            decision.status.as_str(),
+            decision.message
+        );
+    }
+    let archived_to = written
+        .as_ref()
+        .and_then(|w| w.archived_to.as_ref())
+        .map(|p| p.display().to_string());
+    if g.json {
+        print_json(&JsonDeprovision {
+            ok: true,
+            enrollment_id: a.id.clone(),
+            enrollment: JsonEnrollment {
+                path: path.display().to_string(),
+                provisioning_status: ProvisioningStatus::Disabled,
+                action,
+                archived_to,
+            },
+            hub: JsonHub {
+                device_id: device_id.clone(),
+                action: if hub_archive.is_some() {
+                    "deleted"
+                } else {
+                    "not_found"
+                },
+                archived_to: hub_archive.as_ref().map(|p| p.display().to_string()),
+            },
+            confirmed: Confirmed {
+                enrollment_disabled,
+                device_not_found,
+            },
+            provision: decision,
+        })?;
+    } else if !g.quiet {
+        let mut s = String::new();
+        s.push_str(&format!(
+            "pre-flight: certificate CN '{}' matches the enrollment ID{}\n",
+            p.cn.as_deref().unwrap_or(""),
+            if a.group_ca.is_some() {
+                " and chains to the group CA"
+            } else {
+                ""
+            }
+        ));
+        match action {
+            "unchanged" => s.push_str(&format!(
+                "enrollment: '{}' was already a disabled individual enrollment for this certificate ({})\n",
+                a.id,
+                path.display()
+            )),
+            "replaced" => s.push_str(&format!(
+                "enrollment: replaced the existing individual enrollment '{}' with a disabled one ({}; the old record moved to {})\n",
+                a.id,
+                path.display(),
+                archived_to.as_deref().unwrap_or("archive/")
+            )),
+            _ => s.push_str(&format!(
+                "enrollment: created disabled individual enrollment '{}' ({})\n",
+                a.id,
+                path.display()
+            )),
+        }
+        match &hub_archive {
+            Some(dir) => s.push_str(&format!(
+                "hub: deleted device '{device_id}' (the record moved to {})\n",
+                dir.display()
+            )),
+            None => s.push_str(&format!(
+                "hub: device '{device_id}' was not in the registry; nothing to delete\n"
+            )),
+        }
+        s.push_str(&format!(
+            "confirmed: the enrollment reads back disabled; the hub answers DeviceNotFound for '{device_id}'; DPS would answer: {}\n",
+            decision.message
+        ));
+        std::io::stdout().lock().write_all(s.as_bytes())?;
+    }
+    Ok(0)
+}

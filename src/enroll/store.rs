@@ -1,0 +1,366 @@
+//! The local DPS store: one JSON file per enrollment in the home.
+//!
+//! ```text
+//! dps/enrollments/<registration-id, lower-cased>.json      IndividualEnrollment
+//! dps/enrollmentGroups/<group-id, lower-cased>.json        EnrollmentGroup
+//! ```
+//!
+//! File stems are lower-cased because DPS matches registration IDs (and
+//! enrollment group IDs) case-insensitively: `Sensor-01` and `sensor-01` are
+//! one enrollment. Every ID is checked against the registration ID rules
+//! before it becomes a file name, so no ID can name a path outside the home
+//! (`/`, `..`, NUL and non-ASCII are all refused).
+//!
+//! Writes are atomic ([`Home::write_new`], [`Home::write_replace`]); records
+//! are never overwritten silently: replacing or deleting one moves the old
+//! file under `archive/<timestamp>/`. Callers hold [`Home::lock`] around a
+//! read-modify-write; these functions do not take it themselves (a second
+//! lock in the same process would wait for itself).
+//!
+//! A record a person edited badly is reported as [`Error::BadRecord`] naming
+//! the file; listings collect such errors beside the readable records, so
+//! one broken file never hides the others.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+
+use super::schema::{EnrollmentGroup, IndividualEnrollment, X509Certificates};
+use crate::cert;
+use crate::error::{Error, Result};
+use crate::ids;
+use crate::store::{FileKind, Home};
+
+/// Directory of individual enrollments, relative to the home.
+pub const ENROLLMENTS_DIR: &str = "dps/enrollments";
+/// Directory of enrollment groups, relative to the home.
+pub const GROUPS_DIR: &str = "dps/enrollmentGroups";
+/// Largest record file read (a record holds one or two certificates).
+pub const MAX_RECORD_BYTES: u64 = 1024 * 1024;
+
+/// An individual enrollment read from the store, with its certificates decoded.
+#[derive(Debug, Clone)]
+pub struct StoredIndividual {
+    /// The record file.
+    pub path: PathBuf,
+    /// The record.
+    pub enrollment: IndividualEnrollment,
+    /// DER of the primary (then secondary) client certificate.
+    pub certificates: Vec<Vec<u8>>,
+}
+
+/// An enrollment group read from the store, with its certificates decoded.
+#[derive(Debug, Clone)]
+pub struct StoredGroup {
+    /// The record file.
+    pub path: PathBuf,
+    /// The record.
+    pub group: EnrollmentGroup,
+    /// DER of the primary (then secondary) signing certificate.
+    pub certificates: Vec<Vec<u8>>,
+}
+
+/// Every record of one kind: the readable ones, and an error per broken file.
+#[derive(Debug)]
+pub struct Listing<T> {
+    /// Readable records, sorted by file name.
+    pub records: Vec<T>,
+    /// One [`Error::BadRecord`] (or [`Error::Io`]) per file that could not be read.
+    pub errors: Vec<Error>,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// The record file written.
+    pub path: PathBuf,
+    /// Where the record it replaced was moved, if one existed.
+    pub archived_to: Option<PathBuf>,
+}
+
+/// The local DPS store of one home.
+#[derive(Debug, Clone)]
+pub struct EnrollmentStore {
+    home: Home,
+}
+
+impl EnrollmentStore {
+    /// The store inside `home` (its directories are made on first write).
+    pub fn new(home: Home) -> Self {
+        EnrollmentStore { home }
+    }
+
+    /// The home.
+    pub fn home(&self) -> &Home {
+        &self.home
+    }
+
+    /// `dps/enrollments/<id lower-cased>.json`, after checking `id` is a
+    /// registration ID.
+    pub fn individual_path(&self, id: &str) -> Result<PathBuf> {
+        ids::check_registration_id(id)?;
+        Ok(self.home.path(format!(
+            "{ENROLLMENTS_DIR}/{}.json",
+            ids::registration_file_stem(id)
+        )))
+    }
+
+    /// `dps/enrollmentGroups/<id lower-cased>.json`, after checking `id`
+    /// (enrollment group IDs follow the registration ID rules).
+    pub fn group_path(&self, id: &str) -> Result<PathBuf> {
+        ids::check_registration_id(id)?;
+        Ok(self.home.path(format!(
+            "{GROUPS_DIR}/{}.json",
+            ids::registration_file_stem(id)
+        )))
+    }
+
+    /// The individual enrollment for `id` (case-insensitive), or None.
+    pub fn individual(&self, id: &str) -> Result<Option<StoredIndividual>> {
+        let path = self.individual_path(id)?;
+        match read_record(&path)? {
+            None => Ok(None),
+            Some(bytes) => parse_individual(&path, &bytes).map(Some),
+        }
+    }
+
+    /// The enrollment group `id` (case-insensitive), or None.
+    pub fn group(&self, id: &str) -> Result<Option<StoredGroup>> {
+        let path = self.group_path(id)?;
+        match read_record(&path)? {
+            None => Ok(None),
+            Some(bytes) => parse_group(&path, &bytes).map(Some),
+        }
+    }
+
+    /// Writes a new individual enrollment; refuses ([`Error::Exists`]) when
+    /// one exists for that registration ID.
+    pub fn create_individual(&self, e: &IndividualEnrollment) -> Result<Written> {
+        let path = self.individual_path(&e.registration_id)?;
+        self.write(&path, e, false)
+    }
+
+    /// Writes an individual enrollment, moving any existing one for that
+    /// registration ID under `archive/<timestamp>/` first.
+    pub fn replace_individual(&self, e: &IndividualEnrollment) -> Result<Written> {
+        let path = self.individual_path(&e.registration_id)?;
+        self.write(&path, e, true)
+    }
+
+    /// Writes a new enrollment group; refuses ([`Error::Exists`]) when it exists.
+    pub fn create_group(&self, g: &EnrollmentGroup) -> Result<Written> {
+        let path = self.group_path(&g.enrollment_group_id)?;
+        self.write(&path, g, false)
+    }
+
+    /// Writes an enrollment group, archiving any existing one with that ID.
+    pub fn replace_group(&self, g: &EnrollmentGroup) -> Result<Written> {
+        let path = self.group_path(&g.enrollment_group_id)?;
+        self.write(&path, g, true)
+    }
+
+    /// Deletes the individual enrollment `id` by moving its file under
+    /// `archive/<timestamp>/`. Returns the archive directory, or None when
+    /// there was no such enrollment.
+    pub fn delete_individual(&self, id: &str) -> Result<Option<PathBuf>> {
+        let path = self.individual_path(id)?;
+        self.home.archive(&[&path])
+    }
+
+    /// Deletes the enrollment group `id` (moved under `archive/`), as
+    /// [`EnrollmentStore::delete_individual`].
+    pub fn delete_group(&self, id: &str) -> Result<Option<PathBuf>> {
+        let path = self.group_path(id)?;
+        self.home.archive(&[&path])
+    }
+
+    /// Every individual enrollment; broken files are listed in `errors`.
+    pub fn individuals(&self) -> Listing<StoredIndividual> {
+        self.list(ENROLLMENTS_DIR, parse_individual)
+    }
+
+    /// Every enrollment group; broken files are listed in `errors`.
+    pub fn groups(&self) -> Listing<StoredGroup> {
+        self.list(GROUPS_DIR, parse_group)
+    }
+
+    fn write<T: serde::Serialize>(
+        &self,
+        path: &Path,
+        record: &T,
+        replace: bool,
+    ) -> Result<Written> {
+        let mut bytes = serde_json::to_vec_pretty(record)
+            .map_err(|e| Error::Invalid(format!("could not encode the record: {e}")))?;
+        bytes.push(b'\n');
+        let archived_to = if replace {
+            self.home.archive(&[path])?
+        } else {
+            None
+        };
+        self.home.write_new(path, &bytes, FileKind::Public, true)?;
+        Ok(Written {
+            path: path.to_path_buf(),
+            archived_to,
+        })
+    }
+
+    fn list<T>(&self, dir: &str, parse: fn(&Path, &[u8]) -> Result<T>) -> Listing<T> {
+        let mut listing = Listing {
+            records: Vec::new(),
+            errors: Vec::new(),
+        };
+        let dir = self.home.path(dir);
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return listing,
+            Err(e) => {
+                listing.errors.push(Error::io(&dir, e));
+                return listing;
+            }
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| {
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                !name.starts_with('.') && name.ends_with(".json")
+            })
+            .collect();
+        paths.sort();
+        for path in paths {
+            let result = read_record(&path).and_then(|bytes| match bytes {
+                Some(b) => parse(&path, &b).map(Some),
+                None => Ok(None),
+            });
+            match result {
+                Ok(Some(r)) => listing.records.push(r),
+                Ok(None) => {}
+                Err(e) => listing.errors.push(e),
+            }
+        }
+        listing
+    }
+}
+
+fn bad(path: &Path, reason: impl Into<String>) -> Error {
+    Error::BadRecord {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// Reads a record file; None when it does not exist.
+fn read_record(path: &Path) -> Result<Option<Vec<u8>>> {
+    let file = match fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(bad(path, "is not a regular file"));
+    }
+    if meta.len() > MAX_RECORD_BYTES {
+        return Err(bad(
+            path,
+            format!(
+                "is {} bytes; records over {MAX_RECORD_BYTES} bytes are refused",
+                meta.len()
+            ),
+        ));
+    }
+    let mut buf = Vec::new();
+    file.take(MAX_RECORD_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::io(path, e))?;
+    Ok(Some(buf))
+}
+
+fn parse_json<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| bad(path, format!("is not a valid DPS record: {e}")))
+}
+
+/// The file stem must be the record's ID lower-cased, or lookups by ID would miss it.
+fn check_stem(path: &Path, id: &str, field: &str) -> Result<()> {
+    ids::check_registration_id(id).map_err(|e| bad(path, format!("{field}: {e}")))?;
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    if stem != ids::registration_file_stem(id) {
+        return Err(bad(
+            path,
+            format!(
+                "{field} '{id}' does not match the file name (expected {}.json)",
+                ids::registration_file_stem(id)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn decode_certificates(
+    path: &Path,
+    kind: &str,
+    certs: Option<&X509Certificates>,
+) -> Result<Vec<Vec<u8>>> {
+    let certs = certs.ok_or_else(|| {
+        bad(
+            path,
+            format!("attestation.x509.{kind}.primary.certificate is missing"),
+        )
+    })?;
+    let mut out = Vec::new();
+    for (i, pem) in certs.pems().enumerate() {
+        let which = if i == 0 { "primary" } else { "secondary" };
+        let ders = cert::split_certificates(pem.as_bytes()).map_err(|e| {
+            bad(
+                path,
+                format!("attestation.x509.{kind}.{which}.certificate {e}"),
+            )
+        })?;
+        out.push(ders.into_iter().next().unwrap_or_default());
+    }
+    Ok(out)
+}
+
+fn check_attestation_type(path: &Path, kind: &str) -> Result<()> {
+    if kind != "x509" {
+        return Err(bad(
+            path,
+            format!("attestation type '{kind}' is not supported; iotca handles x509 only"),
+        ));
+    }
+    Ok(())
+}
+
+/// Parses and checks an individual enrollment record read from `path`.
+pub fn parse_individual(path: &Path, bytes: &[u8]) -> Result<StoredIndividual> {
+    let enrollment: IndividualEnrollment = parse_json(path, bytes)?;
+    check_stem(path, &enrollment.registration_id, "registrationId")?;
+    if let Some(d) = &enrollment.device_id {
+        ids::check_device_id(d).map_err(|e| bad(path, format!("deviceId: {e}")))?;
+    }
+    check_attestation_type(path, &enrollment.attestation.kind)?;
+    let certificates =
+        decode_certificates(path, "clientCertificates", enrollment.client_certificates())?;
+    Ok(StoredIndividual {
+        path: path.to_path_buf(),
+        enrollment,
+        certificates,
+    })
+}
+
+/// Parses and checks an enrollment group record read from `path`.
+pub fn parse_group(path: &Path, bytes: &[u8]) -> Result<StoredGroup> {
+    let group: EnrollmentGroup = parse_json(path, bytes)?;
+    check_stem(path, &group.enrollment_group_id, "enrollmentGroupId")?;
+    check_attestation_type(path, &group.attestation.kind)?;
+    let certificates =
+        decode_certificates(path, "signingCertificates", group.signing_certificates())?;
+    Ok(StoredGroup {
+        path: path.to_path_buf(),
+        group,
+        certificates,
+    })
+}
