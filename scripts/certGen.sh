@@ -35,6 +35,11 @@
 #
 # These certificates are for tests and labs, not production.
 
+# Run by sh (dash, busybox)? Re-run under bash, as certGen.sh needs it.
+if [ -z "${BASH_VERSION:-}" ]; then
+    exec bash "$0" "$@"
+fi
+
 set -euo pipefail
 
 readonly pfx_password="1234"
@@ -102,26 +107,36 @@ find_iotca() {
         printf '%s' "$found"
         return
     fi
-    local here
+    # Next to the script as invoked, then next to the file it links to.
+    local dirs=() here resolved
     here="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
-    if [[ -x "$here/iotca" && ! -d "$here/iotca" ]]; then
-        printf '%s' "$here/iotca"
-        return
+    dirs+=("$here")
+    if resolved="$(readlink -f -- "${BASH_SOURCE[0]}" 2>/dev/null)"; then
+        resolved="$(dirname -- "$resolved")"
+        [[ "$resolved" == "$here" ]] || dirs+=("$resolved")
     fi
-    local release="$here/../target/release/iotca" debug="$here/../target/debug/iotca"
-    if [[ -x "$release" && -x "$debug" ]]; then
-        if [[ "$release" -nt "$debug" ]]; then
-            printf '%s' "$release"
-        else
-            printf '%s' "$debug"
-        fi
-        return
-    fi
-    for found in "$release" "$debug"; do
-        if [[ -x "$found" ]]; then
-            printf '%s' "$found"
+    for here in "${dirs[@]}"; do
+        if [[ -x "$here/iotca" && ! -d "$here/iotca" ]]; then
+            printf '%s' "$here/iotca"
             return
         fi
+    done
+    for here in "${dirs[@]}"; do
+        local release="$here/../target/release/iotca" debug="$here/../target/debug/iotca"
+        if [[ -x "$release" && -x "$debug" ]]; then
+            if [[ "$release" -nt "$debug" ]]; then
+                printf '%s' "$release"
+            else
+                printf '%s' "$debug"
+            fi
+            return
+        fi
+        for found in "$release" "$debug"; do
+            if [[ -x "$found" ]]; then
+                printf '%s' "$found"
+                return
+            fi
+        done
     done
     die 2 "iotca not found: put it on PATH, next to this script, or set IOTCA_BIN=/path/to/iotca (build it with 'cargo build --release')"
 }

@@ -255,8 +255,11 @@ impl PrivateKey {
             "PRIVATE KEY" => Self::from_pkcs8_der(&der),
             "ENCRYPTED PRIVATE KEY" => {
                 let pass = passphrase.ok_or(KeyError::NeedsPassphrase)?;
-                let info = pkcs8::EncryptedPrivateKeyInfo::from_der(&der)
-                    .map_err(|e| KeyError::Malformed(e.to_string()))?;
+                let info = pkcs8::EncryptedPrivateKeyInfo::from_der(&der).map_err(|e| {
+                    KeyError::Unsupported(format!(
+                        "the key is encrypted with a scheme iotca does not read ({e}); iotca reads PBES2 with PBKDF2 and AES, as OpenSSL 3 writes by default: convert it with openssl pkcs8 -topk8 -v2 aes-256-cbc -v2prf hmacWithSHA256 -in KEY -out KEY.new (then move KEY.new over KEY)"
+                    ))
+                })?;
                 let plain = info
                     .decrypt(pass.expose().as_bytes())
                     .map_err(|_| KeyError::WrongPassphrase)?;

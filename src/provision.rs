@@ -189,7 +189,11 @@ impl Groups {
                     let subjects = stored
                         .certificates
                         .iter()
-                        .filter_map(|d| cert::parse_der(d).ok().map(|x| x.subject().as_raw().to_vec()))
+                        .filter_map(|d| {
+                            cert::parse_der(d)
+                                .ok()
+                                .map(|x| x.subject().as_raw().to_vec())
+                        })
                         .collect();
                     groups.prepared.push(PreparedGroup {
                         stored,
@@ -257,6 +261,19 @@ impl Snapshot {
         self.individuals.is_empty() && self.broken.is_empty() && self.groups.is_empty()
     }
 
+    /// The state of the individual enrollment for a registration ID
+    /// (matched case-insensitively): `enabled`, `disabled`, `broken` for an
+    /// unreadable record, or None when there is none.
+    pub fn individual_state(&self, registration_id: &str) -> Option<&'static str> {
+        let stem = ids::registration_file_stem(registration_id);
+        if self.broken.contains_key(&stem) {
+            return Some("broken");
+        }
+        self.individuals
+            .get(&stem)
+            .map(|r| r.enrollment.provisioning_status.as_str())
+    }
+
     /// The decision for a device presenting `chain` (leaf first) at `now`.
     /// Errors only when the individual enrollment record for the device's
     /// registration ID is broken.
@@ -309,11 +326,19 @@ fn decide_inner<D: AsRef<[u8]>>(
     now: OffsetDateTime,
 ) -> Result<Decision> {
     let Some(leaf_der) = chain.first().map(AsRef::as_ref) else {
-        return Ok(Decision::failed(None, "the device presented no certificate"));
+        return Ok(Decision::failed(
+            None,
+            "the device presented no certificate",
+        ));
     };
     let leaf = match cert::parse_der(leaf_der) {
         Ok(x) => x,
-        Err(e) => return Ok(Decision::failed(None, format!("the device certificate {e}"))),
+        Err(e) => {
+            return Ok(Decision::failed(
+                None,
+                format!("the device certificate {e}"),
+            ));
+        }
     };
     let cns = cert::common_names(&leaf);
     let cn = match cns.as_slice() {
@@ -491,6 +516,23 @@ pub fn register(
     registry.add(&device).map(Some)
 }
 
+impl crate::audit::EnrollmentLookup for Snapshot {
+    fn lookup(
+        &self,
+        cn: &str,
+        chain: &[Vec<u8>],
+        at: OffsetDateTime,
+    ) -> crate::audit::EnrollmentInfo {
+        crate::audit::EnrollmentInfo {
+            enrollment: self.individual_state(cn).map(str::to_string),
+            provisioning: Some(match self.decide(chain, at) {
+                Ok(d) => d.status.as_str().to_string(),
+                Err(_) => "error".to_string(),
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -578,18 +620,28 @@ mod tests {
         for c in [&chain[..], &fchain[..]] {
             let d = decide(&s, c, now).unwrap();
             assert_eq!(d.status, Status::Disabled);
-            assert_eq!(d.message, "registration status is disabled (individual enrollment 'DEV-1' is disabled)");
+            assert_eq!(
+                d.message,
+                "registration status is disabled (individual enrollment 'DEV-1' is disabled)"
+            );
         }
         // Snapshot agrees.
         let snap = Snapshot::load(&s);
         assert_eq!(snap.decide(&chain, now).unwrap().status, Status::Disabled);
 
         // Enabled individual: only its own certificate.
-        s.replace_individual(&IndividualEnrollment::x509("dev-1", cert::to_pem(&p.leaf), Enabled))
-            .unwrap();
-        let d = decide(&s, &[p.leaf.clone()], now).unwrap();
+        s.replace_individual(&IndividualEnrollment::x509(
+            "dev-1",
+            cert::to_pem(&p.leaf),
+            Enabled,
+        ))
+        .unwrap();
+        let d = decide(&s, std::slice::from_ref(&p.leaf), now).unwrap();
         assert_eq!(d.status, Status::Assigned);
-        assert_eq!(d.enrollment.as_ref().unwrap().kind, EnrollmentKind::Individual);
+        assert_eq!(
+            d.enrollment.as_ref().unwrap().kind,
+            EnrollmentKind::Individual
+        );
         assert_eq!(decide(&s, &fchain, now).unwrap().status, Status::Failed);
 
         // Deleted: back to the group; a disabled group says disabled.
@@ -615,7 +667,7 @@ mod tests {
         assert_eq!(d.status, Status::Disabled);
         assert_eq!(d.enrollment.unwrap().id, "a-root");
         // Without the intermediate the chain does not reach the root.
-        let d = decide(&s, &[p.leaf.clone()], now).unwrap();
+        let d = decide(&s, std::slice::from_ref(&p.leaf), now).unwrap();
         assert_eq!(d.status, Status::Failed);
     }
 
@@ -632,7 +684,11 @@ mod tests {
         assert_eq!(d.warnings.len(), 1);
         assert!(d.warnings[0].contains("junk.json"));
         std::fs::create_dir_all(s.home().path("dps/enrollments")).unwrap();
-        std::fs::write(s.home().path("dps/enrollments/dev-3.json"), "{\"registrationId\": 1}").unwrap();
+        std::fs::write(
+            s.home().path("dps/enrollments/dev-3.json"),
+            "{\"registrationId\": 1}",
+        )
+        .unwrap();
         let e = decide(&s, &chain, now).unwrap_err().to_string();
         assert!(e.contains("dev-3.json"), "{e}");
         assert!(Snapshot::load(&s).decide(&chain, now).is_err());
@@ -641,7 +697,10 @@ mod tests {
         let _ = q;
         let empty: [&[u8]; 0] = [];
         assert_eq!(decide(&s, &empty, now).unwrap().status, Status::Failed);
-        assert_eq!(decide(&s, &[b"junk".as_slice()], now).unwrap().status, Status::Failed);
+        assert_eq!(
+            decide(&s, &[b"junk".as_slice()], now).unwrap().status,
+            Status::Failed
+        );
     }
 
     #[test]
@@ -649,11 +708,12 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         let p = pki("dev-5");
         let (_t, s) = store();
-        let mut e = IndividualEnrollment::x509("dev-5", cert::to_pem(&p.leaf), ProvisioningStatus::Enabled);
+        let mut e =
+            IndividualEnrollment::x509("dev-5", cert::to_pem(&p.leaf), ProvisioningStatus::Enabled);
         e.device_id = Some("Device Five".replace(' ', "-"));
         e.iot_hubs = Some(vec!["hub-a.azure-devices.net".into()]);
         s.create_individual(&e).unwrap();
-        let d = decide(&s, &[p.leaf.clone()], now).unwrap();
+        let d = decide(&s, std::slice::from_ref(&p.leaf), now).unwrap();
         assert_eq!(d.device_id.as_deref(), Some("Device-Five"));
         assert_eq!(d.assigned_hub.as_deref(), Some("hub-a.azure-devices.net"));
         let path = register(s.home(), &d, &p.leaf, now).unwrap().unwrap();

@@ -806,3 +806,81 @@ fn the_script_is_valid_bash_and_shellcheck_clean_when_shellcheck_is_there() {
         Err(_) => eprintln!("shellcheck not installed; skipped"),
     }
 }
+
+#[test]
+fn runs_under_sh_through_a_symlink_finding_iotca_beside_the_real_script() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let built = fs::canonicalize(IOTCA).unwrap();
+    if !["target/debug/iotca", "target/release/iotca"]
+        .iter()
+        .any(|c| fs::canonicalize(manifest.join(c)).ok().as_ref() == Some(&built))
+    {
+        eprintln!("skipped: iotca is not built under ./target (CARGO_TARGET_DIR is set)");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let link = t.path().join("certGen.sh");
+    std::os::unix::fs::symlink(script(), &link).unwrap();
+    let home = t.path().join("home");
+    fs::create_dir(&home).unwrap();
+    let mut c = bare_bash(&link, &home, &["create_root_and_intermediate"]);
+    // `sh certGen.sh ...`, as some guides write it.
+    let mut sh = Command::new("sh");
+    sh.args(c.get_args())
+        .current_dir(&home)
+        .stdin(Stdio::null())
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("CERTGEN_ALGORITHM", "p256");
+    let o = ok(&mut sh);
+    assert!(home.join(INT_CERT).is_file(), "{}", show(&o));
+    let o = ok(&mut c);
+    assert_eq!(archives(&home).len(), 1, "{}", show(&o));
+}
+
+#[test]
+fn certgen_days_and_pfx_legacy() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    ok(shim(d, &["create_root_and_intermediate"]).env("CERTGEN_DAYS", "30"));
+    let expires_within = |cert: &str, days: u32| {
+        let secs = (days * 86_400).to_string();
+        // -checkend fails (exit 1) when the certificate expires within that time.
+        !openssl(&["x509", "-in", cert, "-noout", "-checkend", &secs], d)
+            .status
+            .success()
+    };
+    for c in [ROOT_CERT, INT_CERT] {
+        assert!(expires_within(c, 31) && !expires_within(c, 29), "{c}");
+    }
+    ok(shim(
+        d,
+        &["create_device_certificate_from_intermediate", "short-1"],
+    )
+    .env("CERTGEN_DAYS", "10")
+    .env("CERTGEN_PFX_LEGACY", "1"));
+    assert!(expires_within(DEV_CERT, 11) && !expires_within(DEV_CERT, 9));
+    let mut args = vec![
+        "pkcs12",
+        "-in",
+        DEV_PFX,
+        "-passin",
+        "pass:1234",
+        "-nodes",
+        "-info",
+    ];
+    let mut o = openssl(&args, d);
+    if !o.status.success() {
+        args.push("-legacy");
+        o = openssl(&args, d);
+    }
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(
+        stderr(&o).contains("pbeWithSHA1And3-KeyTripleDES-CBC"),
+        "{}",
+        show(&o)
+    );
+    let o = run(shim(d, &["create_device_certificate", "x-1"]).env("CERTGEN_DAYS", "soon"));
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(stderr(&o).contains("CERTGEN_DAYS"), "{}", show(&o));
+}

@@ -296,6 +296,23 @@ fn a_wrong_passphrase_exits_2_and_writes_nothing() {
 }
 
 #[test]
+fn an_empty_passphrase_file_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path().join("pki");
+    let empty = t.path().join("empty.txt");
+    write_secret(&empty, "\nsecond line\n");
+    let o = run(iotca(&home)
+        .args(["ca", "init", "--passphrase-file"])
+        .arg(&empty));
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(stderr(&o).contains("empty.txt"), "{}", show(&o));
+    assert!(
+        !home.join(ROOT_KEY).exists(),
+        "a CA key was written under an empty passphrase"
+    );
+}
+
+#[test]
 fn with_the_passphrase_devices_are_issued() {
     let (_t, home, pass) = encrypted_home();
     ok(iotca(&home)
@@ -553,6 +570,38 @@ fn legacy_proc_type_encrypted_keys_are_refused_with_how_to_convert() {
     fs::rename(d.join("private/root.key.new"), d.join(ROOT_KEY)).unwrap();
     let o = issue_from_openssl_root(&d, Some("1234"));
     check_dev_1(&d, &o);
+}
+
+#[test]
+fn other_pkcs8_encryption_schemes_are_refused_with_how_to_convert() {
+    for scheme in [&["-v2", "des3"][..], &["-v1", "PBE-SHA1-3DES"][..]] {
+        let (_t, d, cnf) = openssl_dir();
+        openssl_ok(&["genrsa", "-out", "private/plain.pem", "2048"], &d);
+        let mut args = vec![
+            "pkcs8",
+            "-topk8",
+            "-in",
+            "private/plain.pem",
+            "-passout",
+            "pass:1234",
+            "-out",
+            ROOT_KEY,
+        ];
+        args.extend(scheme);
+        openssl_ok(&args, &d);
+        fs::remove_file(d.join("private/plain.pem")).unwrap();
+        openssl_root(&d, &cnf, Some("pass:1234"));
+        let before = snapshot(&d);
+        let o = issue_from_openssl_root(&d, Some("1234"));
+        assert_eq!(o.status.code(), Some(2), "{scheme:?}\n{}", show(&o));
+        let err = stderr(&o);
+        assert!(err.contains(ROOT_KEY), "{err}");
+        assert_eq!(snapshot(&d), before);
+        assert!(
+            err.contains("openssl pkcs8 -topk8"),
+            "{scheme:?}: no conversion hint: {err}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -840,8 +889,17 @@ fn openssl_pkcs12(home: &Path, pfx: &str, pw: &Path) -> (String, String) {
     (stdout(&o), stderr(&o))
 }
 
-/// Checks a PFX holds the key, the leaf and the chain, the key matching the leaf.
+/// Checks a PFX holds the key, the leaf and the chain, the key matching the
+/// leaf, and the key bag and the leaf's bag sharing one localKeyID (how
+/// Windows and .NET pair them).
 fn check_pfx_contents(home: &Path, id: &str, pem: &str) {
+    let ids: Vec<&str> = pem
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("localKeyID:"))
+        .map(str::trim)
+        .collect();
+    assert_eq!(ids.len(), 2, "localKeyID on the key and the leaf: {pem}");
+    assert_eq!(ids[0], ids[1], "{pem}");
     assert_eq!(
         pem.matches("-----BEGIN PRIVATE KEY-----").count(),
         1,

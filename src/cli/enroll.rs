@@ -373,7 +373,8 @@ fn check_hubs(hubs: &[String]) -> anyhow::Result<()> {
     for h in hubs {
         let ok = !h.is_empty()
             && h.len() <= 253
-            && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+            && h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
             && !h.starts_with(['.', '-']);
         if !ok {
             anyhow::bail!(
@@ -400,7 +401,9 @@ pub(super) fn leaf_file_for_az(
             _ => None,
         };
         match candidate {
-            Some(c) if cert::read_certificates(&c).is_ok_and(|d| d.len() == 1 && d[0] == chain[0]) => {
+            Some(c)
+                if cert::read_certificates(&c).is_ok_and(|d| d.len() == 1 && d[0] == chain[0]) =>
+            {
                 path = c;
             }
             _ => eprintln!(
@@ -412,7 +415,10 @@ pub(super) fn leaf_file_for_az(
         }
     }
     path.to_str().map(str::to_string).ok_or_else(|| {
-        anyhow::anyhow!("{} is not a UTF-8 path; az cannot be given it", path.display())
+        anyhow::anyhow!(
+            "{} is not a UTF-8 path; az cannot be given it",
+            path.display()
+        )
     })
 }
 
@@ -592,7 +598,10 @@ fn group_create(a: &GroupCreateArgs, g: &Global) -> CmdResult {
                 );
             }
             let path = a.ca.to_str().ok_or_else(|| {
-                anyhow::anyhow!("{} is not a UTF-8 path; az cannot be given it", a.ca.display())
+                anyhow::anyhow!(
+                    "{} is not a UTF-8 path; az cannot be given it",
+                    a.ca.display()
+                )
             })?;
             let cmd = az::group_create(a.dps_name.as_deref(), &grp, path);
             if g.json {
@@ -773,7 +782,9 @@ fn delete(a: &IdArgs, g: &Global) -> CmdResult {
         return not_found(&a.id, g);
     };
     if g.json {
-        print_json(&serde_json::json!({"deleted": true, "kind": kind.as_str(), "id": a.id, "archived_to": dir.display().to_string()}))?;
+        print_json(
+            &serde_json::json!({"deleted": true, "kind": kind.as_str(), "id": a.id, "archived_to": dir.display().to_string()}),
+        )?;
     } else if !g.quiet {
         out(&format!(
             "deleted {} enrollment '{}' (the record moved to {})\n",
@@ -784,4 +795,3 @@ fn delete(a: &IdArgs, g: &Global) -> CmdResult {
     }
     Ok(0)
 }
-

@@ -190,7 +190,9 @@ fn delete(a: &IdArg, g: &Global) -> CmdResult {
     match reg.delete(&a.id)? {
         Some(dir) => {
             if g.json {
-                print_json(&serde_json::json!({"deleted": true, "device_id": a.id, "archived_to": dir.display().to_string()}))?;
+                print_json(
+                    &serde_json::json!({"deleted": true, "device_id": a.id, "archived_to": dir.display().to_string()}),
+                )?;
             } else if !g.quiet {
                 out(&format!(
                     "deleted device '{}' from the hub registry (the record moved to {})\n",

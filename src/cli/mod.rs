@@ -178,7 +178,14 @@ pub fn passphrase_from(
     file: Option<&std::path::Path>,
 ) -> anyhow::Result<Option<iotca::keys::Secret>> {
     if let Some(path) = file {
-        return Ok(Some(iotca::keys::Secret::from_file_first_line(path)?));
+        let secret = iotca::keys::Secret::from_file_first_line(path)?;
+        if secret.expose().is_empty() {
+            anyhow::bail!(
+                "{}: the first line is empty; iotca does not use an empty passphrase",
+                path.display()
+            );
+        }
+        return Ok(Some(secret));
     }
     match std::env::var("IOTCA_PASSPHRASE") {
         Ok(p) if !p.is_empty() => Ok(Some(iotca::keys::Secret::new(p))),
@@ -229,7 +236,13 @@ pub fn print_report(report: &iotca::pki::Report, g: &Global) -> anyhow::Result<(
 
 /// The local DPS store of the home, as an audit lookup, when the home has one.
 pub fn enrollment_lookup(
-    _g: &Global,
+    g: &Global,
 ) -> anyhow::Result<Option<Box<dyn iotca::audit::EnrollmentLookup>>> {
-    Ok(None)
+    let dir = g.home_dir();
+    if !dir.join("dps").is_dir() {
+        return Ok(None);
+    }
+    let home = iotca::store::Home::open(&dir)?;
+    let snapshot = iotca::provision::Snapshot::load(&iotca::enroll::EnrollmentStore::new(home));
+    Ok(Some(Box::new(snapshot)))
 }

@@ -88,9 +88,16 @@ pub fn run(a: &ProvisionArgs, g: &Global) -> CmdResult {
             decision.message
         );
         if let Some(p) = registered {
-            s.push_str(&format!("added the device to the hub registry: {}\n", p.display()));
+            s.push_str(&format!(
+                "added the device to the hub registry: {}\n",
+                p.display()
+            ));
         }
         std::io::stdout().lock().write_all(s.as_bytes())?;
     }
-    Ok(if decision.status == Status::Assigned { 0 } else { 1 })
+    Ok(if decision.status == Status::Assigned {
+        0
+    } else {
+        1
+    })
 }
