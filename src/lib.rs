@@ -19,6 +19,7 @@
 
 pub mod audit;
 pub mod cert;
+pub mod dps;
 pub mod enroll;
 pub mod error;
 pub mod hub;

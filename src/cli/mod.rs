@@ -12,6 +12,7 @@ pub mod ca;
 pub mod ca_list;
 pub mod deprovision;
 pub mod device;
+pub mod dps;
 pub mod enroll;
 pub mod hub;
 pub mod inspect;
@@ -108,6 +109,9 @@ pub enum Command {
     /// Show the built-in certificate profiles.
     #[command(subcommand)]
     Template(template::TemplateCommand),
+    /// Run a local DPS endpoint the Azure IoT device SDKs provision against.
+    #[command(subcommand)]
+    Dps(dps::DpsCommand),
 }
 
 /// Parses the command line, runs the command and maps the outcome to an exit code.
@@ -132,6 +136,7 @@ pub fn main() -> ExitCode {
         Command::Deprovision(a) => deprovision::run(a, &cli.global),
         Command::Audit(a) => audit::run(a, &cli.global),
         Command::Template(c) => template::run(c, &cli.global),
+        Command::Dps(c) => dps::run(c, &cli.global),
     };
     match result {
         Ok(code) => ExitCode::from(code),

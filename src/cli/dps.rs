@@ -1,0 +1,242 @@
+//! `iotca dps ...`: a local DPS endpoint the Azure IoT device SDKs
+//! provision against, its emulator CA, and its registration records.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+
+use clap::{Args, Subcommand};
+use time::OffsetDateTime;
+
+use iotca::dps::{EmulatorCa, Registrations, Server, ServerConfig};
+use iotca::store::Home;
+
+use super::{CmdResult, Global, print_json};
+
+/// Local DPS endpoint commands.
+#[derive(Debug, Subcommand)]
+pub enum DpsCommand {
+    /// Serve the DPS device API (MQTT over TLS) from the home's enrollments until Ctrl-C.
+    #[command(after_help = SERVE_HELP)]
+    Serve(ServeArgs),
+    /// Print the emulator CA certificate (PEM) devices must trust, creating it if missing.
+    #[command(after_help = TRUST_HELP)]
+    Trust,
+    /// List the registration records (dps/registrations/<id>.json).
+    #[command(after_help = REGISTRATIONS_HELP)]
+    Registrations,
+}
+
+const SERVE_HELP: &str = "\
+Devices connect with their X.509 certificate (send the full chain) over TLS 1.2 or 1.3, and
+register with the DPS MQTT API (the Azure IoT device SDKs' protocol). Each registration is
+decided as `iotca provision` decides it: an individual enrollment whose registration ID is
+the certificate's CN first (disabled blocks), then the enrollment groups along the chain.
+An assigned device is added to the local hub registry (hub/devices/) and every decision
+is recorded under dps/registrations/ and logged on stderr (one line: who, what, why).
+A registration ID (MQTT user name, client ID or request body) that is not the
+certificate's CN, or a device nothing authorizes, is refused with 401 (errorCode 401002).
+
+On first start the emulator CA is made in the home (certs/iotca-dps-server-ca.cert.pem,
+private/iotca-dps-server-ca.key.pem) and never overwritten; the server certificate it
+signs (localhost, 127.0.0.1) is issued afresh at every start. When listening, one line
+goes to stdout: the address, the ID scope and the file to trust. Ctrl-C or SIGTERM stops it.
+
+EXIT CODES:
+  0  stopped by Ctrl-C or SIGTERM
+  2  could not start (the address is in use, the home or its emulator CA is unreadable)
+
+EXAMPLES:
+  Serve the lab home on the SDKs' port:
+    iotca --home pki dps serve
+  Another port, a fixed ID scope, and the hub assigned when an enrollment names none:
+    iotca --home pki dps serve --listen 127.0.0.1:18883 --id-scope 0ne00LAB001 --hub lab-hub.azure-devices.net
+  Register with the Python device SDK (azure-iot-device):
+    ProvisioningDeviceClient.create_from_x509_certificate(provisioning_host=\"localhost\",
+        registration_id=\"sensor-thl-001\", id_scope=\"0ne00LAB001\",
+        x509=X509(\"pki/certs/sensor-thl-001-full-chain.cert.pem\", \"pki/private/sensor-thl-001.key.pem\"),
+        server_verification_cert=open(\"pki/certs/iotca-dps-server-ca.cert.pem\").read()).register()";
+
+const TRUST_HELP: &str = "\
+The emulator CA signs the server certificate of `iotca dps serve`. Devices pass it as their
+server verification certificate (Python SDK: server_verification_cert=...). It is made on
+first use (P-256, 10 years) and never overwritten.
+
+EXIT CODES:
+  0  printed
+  2  the home does not exist, or the emulator CA is unreadable or half missing
+
+EXAMPLES:
+  Save it for a device app:
+    iotca --home pki dps trust > dps-trust.pem";
+
+const REGISTRATIONS_HELP: &str = "\
+One record per registration ID, in the DPS DeviceRegistrationState shape (registrationId,
+status assigned|disabled|failed, assignedHub, deviceId, substatus, createdDateTimeUtc,
+lastUpdatedDateTimeUtc, etag; errorCode and errorMessage when failed).
+
+EXIT CODES:
+  0  every record was read
+  2  some record could not be read (each is named on stderr; the others are listed)
+
+EXAMPLES:
+  What did the local DPS decide?
+    iotca --home pki dps registrations
+    iotca --home pki dps registrations --json";
+
+/// `dps serve` flags.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address and port to listen on.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8883")]
+    pub listen: SocketAddr,
+    /// The ID scope devices must use (any is accepted when not given).
+    #[arg(long, value_name = "SCOPE")]
+    pub id_scope: Option<String>,
+    /// The IoT hub host assigned when the deciding enrollment names none
+    /// [default: iotca-local-hub.azure-devices.net].
+    #[arg(long, value_name = "HOST")]
+    pub hub: Option<String>,
+}
+
+/// Runs a `dps` command.
+pub fn run(cmd: &DpsCommand, g: &Global) -> CmdResult {
+    match cmd {
+        DpsCommand::Serve(a) => serve(a, g),
+        DpsCommand::Trust => trust(g),
+        DpsCommand::Registrations => registrations(g),
+    }
+}
+
+fn serve(a: &ServeArgs, g: &Global) -> CmdResult {
+    let home = Home::open(&g.home_dir())?;
+    if let Some(scope) = &a.id_scope
+        && (scope.is_empty() || scope.contains('/'))
+    {
+        anyhow::bail!("--id-scope '{scope}' must be non-empty and contain no '/'");
+    }
+    let config = ServerConfig {
+        listen: a.listen,
+        id_scope: a.id_scope.clone(),
+        hub: a.hub.clone(),
+        ..ServerConfig::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let server = Server::bind(home, config).await?;
+        let addr = server.local_addr()?;
+        let trust = server.trust_path().to_path_buf();
+        if server.ca_created() {
+            eprintln!(
+                "iotca dps: made the emulator CA {} (devices trust it)",
+                trust.display()
+            );
+        }
+        let scope = a.id_scope.as_deref().unwrap_or("any");
+        {
+            let mut out = std::io::stdout().lock();
+            if g.json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({
+                        "listening": addr.to_string(),
+                        "id_scope": a.id_scope,
+                        "trust": trust,
+                    })
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "iotca dps: listening on {addr} (ID scope: {scope}; devices trust {})",
+                    trust.display()
+                )?;
+            }
+            out.flush()?;
+        }
+        server.run(shutdown_signal()).await?;
+        eprintln!("iotca dps: stopped");
+        Ok::<u8, anyhow::Error>(0)
+    })
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+fn trust(g: &Global) -> CmdResult {
+    let home = Home::open(&g.home_dir())?;
+    let ca = EmulatorCa::ensure(&home, OffsetDateTime::now_utc())?;
+    if ca.created && !g.quiet {
+        eprintln!("iotca: made the emulator CA {}", ca.cert_path.display());
+    }
+    if g.json {
+        print_json(&serde_json::json!({
+            "path": ca.cert_path,
+            "created": ca.created,
+            "pem": ca.pem(),
+        }))?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        out.write_all(ca.pem().as_bytes())?;
+        out.flush()?;
+    }
+    Ok(0)
+}
+
+fn registrations(g: &Global) -> CmdResult {
+    let home = Home::open(&g.home_dir())?;
+    let listing = Registrations::new(home.clone()).list();
+    for e in &listing.errors {
+        eprintln!("iotca: error: {e}");
+    }
+    if g.json {
+        let records: Vec<_> = listing.records.iter().map(|(_, r)| r).collect();
+        print_json(&serde_json::json!({
+            "registrations": records,
+            "errors": listing.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+        }))?;
+    } else if !g.quiet {
+        let mut s = String::new();
+        if listing.records.is_empty() {
+            s.push_str(&format!(
+                "no registrations in {}\n",
+                home.path(iotca::dps::emulator::REGISTRATIONS_DIR).display()
+            ));
+        }
+        for (_, r) in &listing.records {
+            let what = match r.status.as_str() {
+                "assigned" => format!(
+                    "device {} on {}",
+                    r.device_id.as_deref().unwrap_or("?"),
+                    r.assigned_hub.as_deref().unwrap_or("?")
+                ),
+                _ => r.error_message.clone().unwrap_or_default(),
+            };
+            s.push_str(&format!(
+                "{:<32} {:<9} {:<21} {}\n",
+                r.registration_id,
+                r.status,
+                r.last_updated_date_time_utc.as_deref().unwrap_or("-"),
+                what
+            ));
+        }
+        let mut out = std::io::stdout().lock();
+        out.write_all(s.as_bytes())?;
+    }
+    Ok(if listing.errors.is_empty() { 0 } else { 2 })
+}
