@@ -178,24 +178,13 @@ impl Registry {
             records: Vec::new(),
             errors: Vec::new(),
         };
-        let dir = self.home.path(DEVICES_DIR);
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return listing,
+        let paths = match self.home.record_files(DEVICES_DIR) {
+            Ok(p) => p,
             Err(e) => {
-                listing.errors.push(Error::io(&dir, e));
+                listing.errors.push(e);
                 return listing;
             }
         };
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| {
-                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                !name.starts_with('.') && name.ends_with(".json")
-            })
-            .collect();
-        paths.sort();
         for path in paths {
             match read(&path).and_then(|b| match b {
                 Some(b) => parse(&path, &b).map(Some),

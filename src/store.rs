@@ -338,6 +338,29 @@ impl Home {
     }
 }
 
+impl Home {
+    /// The record files (`*.json`, not hidden) in a directory of the home,
+    /// sorted by name; empty when the directory does not exist.
+    pub fn record_files(&self, rel_dir: &str) -> Result<Vec<PathBuf>> {
+        let dir = self.path(rel_dir);
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(&dir, e)),
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| {
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                !name.starts_with('.') && name.ends_with(".json")
+            })
+            .collect();
+        paths.sort();
+        Ok(paths)
+    }
+}
+
 fn sync_dir(file_in_dir: &Path) -> Result<()> {
     if let Some(dir) = file_in_dir.parent() {
         let d = fs::File::open(dir).map_err(|e| Error::io(dir, e))?;

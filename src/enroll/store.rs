@@ -212,24 +212,13 @@ impl EnrollmentStore {
             records: Vec::new(),
             errors: Vec::new(),
         };
-        let dir = self.home.path(dir);
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return listing,
+        let paths = match self.home.record_files(dir) {
+            Ok(p) => p,
             Err(e) => {
-                listing.errors.push(Error::io(&dir, e));
+                listing.errors.push(e);
                 return listing;
             }
         };
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| {
-                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                !name.starts_with('.') && name.ends_with(".json")
-            })
-            .collect();
-        paths.sort();
         for path in paths {
             let result = read_record(&path).and_then(|bytes| match bytes {
                 Some(b) => parse(&path, &b).map(Some),
