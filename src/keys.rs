@@ -200,6 +200,15 @@ impl fmt::Debug for PrivateKey {
 impl PrivateKey {
     /// Generates a new key. EC keys come from ring, RSA keys from the `rsa` crate.
     pub fn generate(alg: KeyAlgorithm) -> Result<Self, KeyError> {
+        Self::generate_with_signing_key(alg).map(|(k, _)| k)
+    }
+
+    /// Generates a new key and returns it with its rcgen signing key, saving
+    /// the second PKCS#8 parse (a P-256 base-point multiplication) that
+    /// [`PrivateKey::signing_key`] would do: bulk issuance uses this.
+    pub fn generate_with_signing_key(
+        alg: KeyAlgorithm,
+    ) -> Result<(Self, rcgen::KeyPair), KeyError> {
         match alg {
             KeyAlgorithm::P256 | KeyAlgorithm::P384 => {
                 let (sig, kind) = if alg == KeyAlgorithm::P256 {
@@ -209,10 +218,11 @@ impl PrivateKey {
                 };
                 let kp = rcgen::KeyPair::generate_for(sig)
                     .map_err(|e| KeyError::Unsupported(format!("key generation failed: {e}")))?;
-                Ok(PrivateKey {
+                let key = PrivateKey {
                     pkcs8: Zeroizing::new(kp.serialize_der()),
                     kind,
-                })
+                };
+                Ok((key, kp))
             }
             _ => {
                 let bits = alg.rsa_bits().unwrap_or(2048);
@@ -222,10 +232,12 @@ impl PrivateKey {
                 let doc = key
                     .to_pkcs8_der()
                     .map_err(|e| KeyError::Malformed(e.to_string()))?;
-                Ok(PrivateKey {
+                let key = PrivateKey {
                     pkcs8: Zeroizing::new(doc.as_bytes().to_vec()),
                     kind: KeyKind::Rsa(bits),
-                })
+                };
+                let kp = key.signing_key()?;
+                Ok((key, kp))
             }
         }
     }

@@ -547,11 +547,14 @@ fn issue_one(
 ) -> Result<(Vec<Written>, Vec<String>)> {
     let f = home.device_files(id)?;
     let fresh = key.is_none();
-    let key = match key {
-        Some(k) => k,
-        None => PrivateKey::generate(opts.algorithm).map_err(|e| Error::Invalid(e.to_string()))?,
+    let (key, kp) = match key {
+        Some(k) => {
+            let kp = k.signing_key().map_err(|e| key_error(&f.key, e))?;
+            (k, kp)
+        }
+        None => PrivateKey::generate_with_signing_key(opts.algorithm)
+            .map_err(|e| Error::Invalid(e.to_string()))?,
     };
-    let kp = key.signing_key().map_err(|e| key_error(&f.key, e))?;
     let mut req = CertRequest::new(id, opts.profile.clone());
     req.days = opts.days;
     let issued = issue::sign(&req, &kp, &ca.signer, now)?;
