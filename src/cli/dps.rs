@@ -225,6 +225,7 @@ fn registrations(g: &Global) -> CmdResult {
                     r.device_id.as_deref().unwrap_or("?"),
                     r.assigned_hub.as_deref().unwrap_or("?")
                 ),
+                "disabled" => "refused: its enrollment is disabled".to_string(),
                 _ => r.error_message.clone().unwrap_or_default(),
             };
             s.push_str(&format!(

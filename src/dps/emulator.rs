@@ -113,10 +113,13 @@ impl EmulatorCa {
 
     fn load(cert_path: &Path, key_path: &Path) -> Result<EmulatorCa> {
         let certs = cert::read_certificates(cert_path)?;
-        let der = certs.into_iter().next().ok_or_else(|| Error::BadCertificate {
-            path: cert_path.to_path_buf(),
-            reason: "holds no certificate".into(),
-        })?;
+        let der = certs
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::BadCertificate {
+                path: cert_path.to_path_buf(),
+                reason: "holds no certificate".into(),
+            })?;
         let bytes = std::fs::read(key_path).map_err(|e| Error::io(key_path, e))?;
         let bytes = Zeroizing::new(bytes);
         let key = PrivateKey::from_pem(&bytes, None).map_err(|e| Error::BadKey {
@@ -144,8 +147,8 @@ impl EmulatorCa {
     /// Issues a server certificate for `localhost` / `127.0.0.1` with a
     /// fresh P-256 key.
     pub fn issue_server(&self, now: OffsetDateTime) -> Result<ServerIdentity> {
-        let key = PrivateKey::generate(KeyAlgorithm::P256)
-            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let key =
+            PrivateKey::generate(KeyAlgorithm::P256).map_err(|e| Error::Invalid(e.to_string()))?;
         let kp = key
             .signing_key()
             .map_err(|e| Error::Invalid(e.to_string()))?;
@@ -384,7 +387,10 @@ mod tests {
         let san = s.subject_alternative_name().unwrap().unwrap().value;
         let names = format!("{:?}", san.general_names);
         assert!(names.contains("localhost"), "{names}");
-        assert!(names.contains("127.0.0.1") || names.contains("[127, 0, 0, 1]"), "{names}");
+        assert!(
+            names.contains("127.0.0.1") || names.contains("[127, 0, 0, 1]"),
+            "{names}"
+        );
         let eku = s.extended_key_usage().unwrap().unwrap().value;
         assert!(eku.server_auth && !eku.client_auth);
         s.verify_signature(Some(x.public_key())).unwrap();
@@ -417,8 +423,7 @@ mod tests {
         let p = r.put(&s).unwrap();
         assert!(p.ends_with("dps/registrations/dev-1.json"));
         assert_eq!(r.get("DEV-1").unwrap().unwrap(), s);
-        let json: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
         assert_eq!(json["registrationId"], "Dev-1");
         assert_eq!(json["substatus"], "initialAssignment");
         assert!(json.get("errorCode").is_none());

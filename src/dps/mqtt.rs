@@ -237,7 +237,9 @@ fn decode_body(kind: u8, flags: u8, body: &[u8]) -> Result<Packet, DecodeError> 
         if flags == want {
             Ok(())
         } else {
-            Err(DecodeError::Malformed("reserved fixed-header flags are set"))
+            Err(DecodeError::Malformed(
+                "reserved fixed-header flags are set",
+            ))
         }
     };
     let packet = match kind {
@@ -386,7 +388,9 @@ fn decode_connect(r: &mut Reader<'_>) -> Result<Connect, DecodeError> {
     let will_qos = (flags >> 3) & 3;
     let will_retain = flags & 0x20 != 0;
     if !will_flag && (will_qos != 0 || will_retain) {
-        return Err(DecodeError::Malformed("Will QoS or retain set without a Will"));
+        return Err(DecodeError::Malformed(
+            "Will QoS or retain set without a Will",
+        ));
     }
     if will_qos == 3 {
         return Err(DecodeError::Malformed("Will QoS 3"));
@@ -433,7 +437,9 @@ fn check_filter(filter: &str) -> Result<(), DecodeError> {
     let levels: Vec<&str> = filter.split('/').collect();
     for (i, level) in levels.iter().enumerate() {
         if level.contains('#') && (*level != "#" || i + 1 != levels.len()) {
-            return Err(DecodeError::Malformed("'#' not alone at the end of a filter"));
+            return Err(DecodeError::Malformed(
+                "'#' not alone at the end of a filter",
+            ));
         }
         if level.contains('+') && *level != "+" {
             return Err(DecodeError::Malformed("'+' not alone in a filter level"));
@@ -453,10 +459,9 @@ impl<'a> Reader<'a> {
             .pos
             .checked_add(n)
             .ok_or(DecodeError::Malformed("length overflow"))?;
-        let s = self
-            .buf
-            .get(self.pos..end)
-            .ok_or(DecodeError::Malformed("a field runs past the end of the packet"))?;
+        let s = self.buf.get(self.pos..end).ok_or(DecodeError::Malformed(
+            "a field runs past the end of the packet",
+        ))?;
         self.pos = end;
         Ok(s)
     }
@@ -818,21 +823,21 @@ mod tests {
             Err(DecodeError::Malformed(_))
         ));
         let bad: &[&[u8]] = &[
-            &[0x00, 0x00],                         // reserved type 0
-            &[0xf0, 0x00],                         // reserved type 15
-            &[0xc1, 0x00],                         // PINGREQ with flags
-            &[0x80, 0x00],                         // SUBSCRIBE without flags 0010
-            &[0x82, 0x02, 0x00, 0x01],             // SUBSCRIBE without filters
-            &[0x82, 0x02, 0x00, 0x00],             // packet id 0
-            &[0x36, 0x03, 0x00, 0x01, b'a'],       // QoS 3
-            &[0x30, 0x03, 0x00, 0x01, b'#'],       // wildcard in topic
-            &[0x30, 0x04, 0x00, 0x02, 0xc3, 0x28], // bad UTF-8
-            &[0x30, 0x03, 0x00, 0x01, 0x00],       // NUL in topic
-            &[0x30, 0x02, 0x00, 0x05],             // string past the end
-            &[0xc0, 0x01, 0x00],                   // trailing bytes
-            &[0x82, 0x06, 0x00, 0x01, 0x00, 0x01, b'a', 0x03], // QoS 3 requested
+            &[0x00, 0x00],                                           // reserved type 0
+            &[0xf0, 0x00],                                           // reserved type 15
+            &[0xc1, 0x00],                                           // PINGREQ with flags
+            &[0x80, 0x00],                                           // SUBSCRIBE without flags 0010
+            &[0x82, 0x02, 0x00, 0x01],                               // SUBSCRIBE without filters
+            &[0x82, 0x02, 0x00, 0x00],                               // packet id 0
+            &[0x36, 0x03, 0x00, 0x01, b'a'],                         // QoS 3
+            &[0x30, 0x03, 0x00, 0x01, b'#'],                         // wildcard in topic
+            &[0x30, 0x04, 0x00, 0x02, 0xc3, 0x28],                   // bad UTF-8
+            &[0x30, 0x03, 0x00, 0x01, 0x00],                         // NUL in topic
+            &[0x30, 0x02, 0x00, 0x05],                               // string past the end
+            &[0xc0, 0x01, 0x00],                                     // trailing bytes
+            &[0x82, 0x06, 0x00, 0x01, 0x00, 0x01, b'a', 0x03],       // QoS 3 requested
             &[0x82, 0x07, 0x00, 0x01, 0x00, 0x02, b'a', b'#', 0x01], // bad filter
-            &[0x10, 0x02, 0x00, 0x00],             // CONNECT, truncated
+            &[0x10, 0x02, 0x00, 0x00],                               // CONNECT, truncated
         ];
         for b in bad {
             assert!(

@@ -83,6 +83,8 @@ pub const STATUS_TOPIC: &str = "$dps/registrations/GET/iotdps-get-operationstatu
 pub const RETRY_AFTER: u32 = 1;
 /// DPS's error code for an unauthorized device.
 pub const UNAUTHORIZED: u32 = 401002;
+/// DPS's error code for an internal error (a `failed` registration state).
+pub const INTERNAL_ERROR: u32 = 500000;
 
 /// Resource limits of the server.
 #[derive(Debug, Clone)]
@@ -182,9 +184,9 @@ impl Server {
         .await
         .map_err(|e| Error::Invalid(format!("could not prepare the server certificate: {e}")))??;
         let tls = tls_config(&identity)?;
-        let listener = TcpListener::bind(config.listen).await.map_err(|e| {
-            Error::Invalid(format!("cannot listen on {}: {e}", config.listen))
-        })?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| Error::Invalid(format!("cannot listen on {}: {e}", config.listen)))?;
         Ok(Server {
             listener,
             acceptor: TlsAcceptor::from(Arc::new(tls)),
@@ -464,10 +466,7 @@ fn topic_query(topic: &str) -> Vec<(String, String)> {
         .filter(|kv| !kv.is_empty())
         .map(|kv| {
             let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (
-                percent_decode(k.trim_start_matches('$')),
-                percent_decode(v),
-            )
+            (percent_decode(k.trim_start_matches('$')), percent_decode(v))
         })
         .collect()
 }
@@ -643,9 +642,7 @@ async fn connection(
                 conn.write(&Packet::SubAck { packet_id, codes }).await?;
             }
             Packet::Unsubscribe { packet_id, filters } => {
-                session
-                    .subscriptions
-                    .retain(|(f, _)| !filters.contains(f));
+                session.subscriptions.retain(|(f, _)| !filters.contains(f));
                 conn.write(&Packet::UnsubAck { packet_id }).await?;
             }
             Packet::Publish(p) => {
@@ -819,16 +816,16 @@ async fn register(
     let mut decision = match decided {
         Ok(d) => d,
         Err(e) => {
-            // The store cannot be read for this device: DPS would answer 500.
+            // The store cannot be read for this device (its enrollment
+            // record is broken): a terminal `failed` with DPS's internal
+            // error code, rather than a 500 the SDKs would retry forever.
             let why = format!("the enrollment store could not be read: {e}");
             log(&format!(
-                "{peer} {}: error (500): {why}",
+                "{peer} {}: failed: {why}",
                 session.username.registration_id
             ));
-            return Ok(Some((
-                reply_topic(500, rid, None),
-                error_body(500000, &why, now),
-            )));
+            let state = failed_state(&session.username.registration_id, &why, now);
+            return Ok(Some(start_operation(shared, session, rid, state)));
         }
     };
     for w in &decision.warnings {
@@ -859,9 +856,9 @@ async fn register(
         Some(cn) => format!("{claimed} (certificate CN {cn})"),
         None => format!("{claimed} (certificate without a usable CN)"),
     };
-    if let Some(why) = mismatch.or_else(|| {
-        (decision.status == Status::Failed).then(|| decision.message.clone())
-    }) {
+    if let Some(why) =
+        mismatch.or_else(|| (decision.status == Status::Failed).then(|| decision.message.clone()))
+    {
         log(&format!("{peer} {who}: refused (401): {why}"));
         return Ok(Some((
             reply_topic(401, rid, None),
@@ -887,38 +884,47 @@ async fn register(
         }
         Err(e) => {
             let why = format!("could not record the registration: {e}");
-            let state = failed_state(&decision, &why, now);
-            (state, format!("failed: {why}"))
+            let id = decision.registration_id.as_deref().unwrap_or(claimed);
+            (failed_state(id, &why, now), format!("failed: {why}"))
         }
     };
     log(&format!("{peer} {who}: {line}"));
+    Ok(Some(start_operation(shared, session, rid, state)))
+}
+
+/// Keeps the operation's final answer for polling and returns the `202 assigning` reply.
+fn start_operation(
+    shared: &Shared,
+    session: &mut Session,
+    rid: &str,
+    state: RegistrationState,
+) -> (String, Value) {
     let operation_id = emulator::new_operation_id();
-    let status = state.status.clone();
     let body = json!({
         "operationId": operation_id,
-        "status": status,
+        "status": state.status,
         "registrationState": state,
     });
     if session.operations.len() >= shared.config.limits.max_operations.max(1) {
         session.operations.pop_front();
     }
     session.operations.push_back((operation_id.clone(), body));
-    Ok(Some((
+    (
         reply_topic(202, rid, Some(RETRY_AFTER)),
         json!({"operationId": operation_id, "status": "assigning"}),
-    )))
+    )
 }
 
-fn failed_state(decision: &Decision, why: &str, now: OffsetDateTime) -> RegistrationState {
+fn failed_state(registration_id: &str, why: &str, now: OffsetDateTime) -> RegistrationState {
     let t = cert::rfc3339(now);
     RegistrationState {
-        registration_id: decision.registration_id.clone().unwrap_or_default(),
+        registration_id: registration_id.to_string(),
         created_date_time_utc: Some(t.clone()),
         assigned_hub: None,
         device_id: None,
         status: "failed".into(),
         substatus: None,
-        error_code: Some(500000),
+        error_code: Some(INTERNAL_ERROR),
         error_message: Some(why.to_string()),
         last_updated_date_time_utc: Some(t),
         etag: Some(emulator::new_etag()),
@@ -994,7 +1000,8 @@ mod tests {
 
     #[test]
     fn topics() {
-        let t = "$dps/registrations/GET/iotdps-get-operationstatus/?$rid=abc-1&operationId=4.a.b%2Dc";
+        let t =
+            "$dps/registrations/GET/iotdps-get-operationstatus/?$rid=abc-1&operationId=4.a.b%2Dc";
         assert_eq!(raw_rid(t), Some("abc-1"));
         let q = topic_query(t);
         assert_eq!(q[1], ("operationId".into(), "4.a.b-c".into()));

@@ -1,7 +1,11 @@
 """Registers devices with `iotca dps serve` through the real Azure IoT
 Python device SDK (azure-iot-device), as a device app would.
 
-Used by tests/dps.rs. Reads a JSON list of devices on stdin:
+By hand, for devices of an iotca home (certs/<id>-full-chain.cert.pem and
+private/<id>.key.pem; the trusted CA defaults to the home's emulator CA):
+    python tests/dps/register.py --home pki sensor-thl-001 sensor-thl-002
+
+Used by tests/dps.rs, which passes a JSON list of devices on stdin:
     [{"registration_id": "...", "cert": "full-chain.pem", "key": "key.pem"}, ...]
 registers them (concurrently, one SDK client and one connection each) and
 prints one JSON object per device on stdout, in input order:
@@ -17,6 +21,7 @@ Client.connect so that a test can use a free port instead.
 
 import argparse
 import json
+import os
 import sys
 import threading
 
@@ -85,14 +90,32 @@ def main():
     p.add_argument("--host", default="localhost")
     p.add_argument("--port", type=int, default=8883)
     p.add_argument("--id-scope", default="0ne00IOTCA0")
-    p.add_argument("--trust", required=True, help="the emulator CA PEM (iotca dps trust)")
+    p.add_argument("--home", help="an iotca home holding the devices' files")
+    p.add_argument("--trust", help="the emulator CA PEM (iotca dps trust) [default: HOME/certs/iotca-dps-server-ca.cert.pem]")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per device")
+    p.add_argument("ids", nargs="*", help="registration IDs of devices in --home (else JSON on stdin)")
     args = p.parse_args()
+    if args.trust is None:
+        if args.home is None:
+            p.error("give --trust, or --home to use its emulator CA")
+        args.trust = os.path.join(args.home, "certs", "iotca-dps-server-ca.cert.pem")
     if args.port != 8883:
         patch_port(args.port)
     with open(args.trust) as f:
         trust = f.read()
-    devices = json.load(sys.stdin)
+    if args.ids:
+        if args.home is None:
+            p.error("registration IDs need --home")
+        devices = [
+            {
+                "registration_id": i,
+                "cert": os.path.join(args.home, "certs", i + "-full-chain.cert.pem"),
+                "key": os.path.join(args.home, "private", i + ".key.pem"),
+            }
+            for i in args.ids
+        ]
+    else:
+        devices = json.load(sys.stdin)
     results = [None] * len(devices)
 
     def run(i, d):
