@@ -4,6 +4,7 @@
 //! ```text
 //! certs/iotca-dps-server-ca.cert.pem     emulator CA (made on first use, never overwritten)
 //! private/iotca-dps-server-ca.key.pem    its key (0600)
+//! certs/iotca-dps-server.cert.pem        the server certificate of the last start
 //! dps/registrations/<id lower>.json      DeviceRegistrationState, one per registration ID
 //! ```
 //!
@@ -11,7 +12,9 @@
 //! serverAuth) is issued afresh by the emulator CA each time the server
 //! starts, with a fresh key that only ever lives in memory: devices trust
 //! the CA ([`EmulatorCa::pem`], what `iotca dps trust` prints), so nothing
-//! on disk needs rotating and no server key is left lying around.
+//! on disk needs rotating and no server key is left lying around. The
+//! certificate itself is written to the home for inspection, the previous
+//! one moved under `archive/`.
 
 use std::path::{Path, PathBuf};
 
@@ -32,6 +35,8 @@ use crate::store::{FileKind, Home};
 pub const CA_CERT: &str = "certs/iotca-dps-server-ca.cert.pem";
 /// The emulator CA's key, relative to the home.
 pub const CA_KEY: &str = "private/iotca-dps-server-ca.key.pem";
+/// The server certificate of the last start, relative to the home.
+pub const SERVER_CERT: &str = "certs/iotca-dps-server.cert.pem";
 /// The emulator CA's subject CN.
 pub const CA_COMMON_NAME: &str = "iotca DPS emulator CA (test only)";
 /// The server certificate's subject CN.
@@ -54,6 +59,7 @@ pub struct EmulatorCa {
     /// True when this call created the CA.
     pub created: bool,
     signer: Signer,
+    home: Home,
 }
 
 impl std::fmt::Debug for EmulatorCa {
@@ -77,7 +83,7 @@ impl EmulatorCa {
             crate::store::exists(&cert_path),
             crate::store::exists(&key_path),
         ) {
-            (true, true) => Self::load(&cert_path, &key_path),
+            (true, true) => Self::load(home, &cert_path, &key_path),
             (false, false) => {
                 let key = PrivateKey::generate(KeyAlgorithm::P256)
                     .map_err(|e| Error::Invalid(e.to_string()))?;
@@ -96,6 +102,7 @@ impl EmulatorCa {
                     cert_path,
                     created: true,
                     signer,
+                    home: home.clone(),
                 })
             }
             (true, false) => Err(Error::Invalid(format!(
@@ -111,7 +118,7 @@ impl EmulatorCa {
         }
     }
 
-    fn load(cert_path: &Path, key_path: &Path) -> Result<EmulatorCa> {
+    fn load(home: &Home, cert_path: &Path, key_path: &Path) -> Result<EmulatorCa> {
         let certs = cert::read_certificates(cert_path)?;
         let der = certs
             .into_iter()
@@ -120,12 +127,7 @@ impl EmulatorCa {
                 path: cert_path.to_path_buf(),
                 reason: "holds no certificate".into(),
             })?;
-        let bytes = std::fs::read(key_path).map_err(|e| Error::io(key_path, e))?;
-        let bytes = Zeroizing::new(bytes);
-        let key = PrivateKey::from_pem(&bytes, None).map_err(|e| Error::BadKey {
-            path: key_path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+        let key = crate::pki::load_key(key_path, None)?;
         let signer = Signer::new(&der, &key).map_err(|e| Error::BadKey {
             path: key_path.to_path_buf(),
             reason: e.to_string(),
@@ -135,6 +137,7 @@ impl EmulatorCa {
             cert_path: cert_path.to_path_buf(),
             created: false,
             signer,
+            home: home.clone(),
         })
     }
 
@@ -156,6 +159,14 @@ impl EmulatorCa {
         req.days = Some(SERVER_DAYS);
         req.subject_alt_names = SERVER_NAMES.iter().map(|s| s.to_string()).collect();
         let issued = issue::sign(&req, &kp, &self.signer, now)?;
+        let _lock = self.home.lock()?;
+        self.home.archive(&[&self.home.path(SERVER_CERT)])?;
+        self.home.write_new(
+            &self.home.path(SERVER_CERT),
+            issued.pem().as_bytes(),
+            FileKind::Public,
+            true,
+        )?;
         Ok(ServerIdentity {
             chain: vec![issued.der, self.cert_der.clone()],
             key_pkcs8: Zeroizing::new(key.pkcs8_der().to_vec()),
@@ -277,24 +288,13 @@ impl Registrations {
             records: Vec::new(),
             errors: Vec::new(),
         };
-        let dir = self.home.path(REGISTRATIONS_DIR);
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return listing,
+        let paths = match self.home.record_files(REGISTRATIONS_DIR) {
+            Ok(p) => p,
             Err(e) => {
-                listing.errors.push(Error::io(&dir, e));
+                listing.errors.push(e);
                 return listing;
             }
         };
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| {
-                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                !name.starts_with('.') && name.ends_with(".json")
-            })
-            .collect();
-        paths.sort();
         for path in paths {
             match read(&path) {
                 Ok(Some(r)) => listing.records.push((path, r)),
