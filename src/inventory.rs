@@ -85,7 +85,17 @@ fn key_for(home: &Home, name: &str) -> PathBuf {
 /// Scans `certs/` (chain files excluded) and builds the tree.
 pub fn scan(home: &Home, now: OffsetDateTime) -> Result<Inventory> {
     let dir = home.path("certs");
-    let rd = std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+    let rd = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Inventory {
+                home: home.root().to_path_buf(),
+                cas: Vec::new(),
+                orphans: Vec::new(),
+            });
+        }
+        Err(e) => return Err(Error::io(&dir, e)),
+    };
     let mut found: Vec<Found> = Vec::new();
     let mut names: Vec<PathBuf> = rd
         .filter_map(|e| e.ok())

@@ -33,7 +33,10 @@ pub enum EnrollCommand {
     #[command(after_help = CREATE_HELP)]
     Create(CreateArgs),
     /// Enrollment groups (X.509, the group's CA as signing certificate).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "EXAMPLES:\n  iotca --home pki enroll group create fleet --ca pki/certs/azure-iot-test-only.intermediate.cert.pem --iot-hub hub.azure-devices.net"
+    )]
     Group(GroupCommand),
     /// List the local enrollments and enrollment groups.
     #[command(after_help = LIST_HELP)]

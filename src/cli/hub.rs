@@ -17,7 +17,10 @@ use super::{CmdResult, Global, print_json};
 #[derive(Debug, Subcommand)]
 pub enum HubCommand {
     /// Device identities in the local hub registry (hub/devices/<id>.json).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "EXAMPLES:\n  iotca --home pki hub device add sensor-thl-001\n  iotca --home pki hub device show sensor-thl-001\n  iotca --home pki hub device delete sensor-thl-001"
+    )]
     Device(DeviceCommand),
 }
 

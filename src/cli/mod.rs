@@ -39,6 +39,40 @@ EXAMPLES:
   Does a device's chain reach the group's CA?
     iotca verify pki/certs/sensor-thl-002-full-chain.cert.pem --ca pki/certs/azure-iot-test-only.intermediate.cert.pem";
 
+const CA_HELP: &str = "\
+EXAMPLES:
+  iotca --home pki ca init                              root + intermediate (P-256)
+  iotca --home pki ca intermediate factory-a --pathlen 0
+  iotca --home pki ca list";
+
+const DEVICE_HELP: &str = "\
+EXAMPLES:
+  iotca --home pki device create sensor-thl-001 sensor-thl-002
+  iotca --home pki device create --ids-file fleet.txt --skip-existing";
+
+const ENROLL_HELP: &str = "\
+EXAMPLES:
+  iotca enroll check --enrollment-id sensor-thl-002 --cert pki/certs/sensor-thl-002.cert.pem
+  iotca --home pki enroll group create fleet --ca pki/certs/azure-iot-test-only.intermediate.cert.pem
+  iotca --home pki enroll create --enrollment-id sensor-thl-002 --cert pki/certs/sensor-thl-002.cert.pem --status disabled
+  iotca --home pki enroll list";
+
+const HUB_HELP: &str = "\
+EXAMPLES:
+  iotca --home pki hub device list
+  iotca --home pki hub device show sensor-thl-001       exit 1 and DeviceNotFound when missing";
+
+const TEMPLATE_HELP: &str = "\
+EXAMPLES:
+  iotca template list
+  iotca template show device > my-device.toml";
+
+const DPS_HELP: &str = "\
+EXAMPLES:
+  iotca --home pki dps serve                            127.0.0.1:8883, as the device SDKs expect
+  iotca --home pki dps trust > dps-server-ca.pem        the server verification certificate for devices
+  iotca --home pki dps registrations";
+
 /// iotca: X.509 certificates for Azure IoT device provisioning.
 ///
 /// Creates lab and fleet PKIs (root CA, intermediates, device certificates
@@ -83,10 +117,10 @@ impl Global {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create and list certificate authorities (root, intermediates).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = CA_HELP)]
     Ca(ca::CaCommand),
     /// Issue device (leaf) certificates with CN = device ID.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = DEVICE_HELP)]
     Device(device::DeviceCommand),
     /// Issue a proof-of-possession (verification) certificate for a CA.
     VerificationCert(verification_cert::VerificationCertArgs),
@@ -95,22 +129,22 @@ pub enum Command {
     /// Describe certificates: subject, validity, keys, extensions, thumbprints.
     Inspect(inspect::InspectArgs),
     /// DPS enrollments: the pre-flight check, create, list, show, delete, groups.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = ENROLL_HELP)]
     Enroll(enroll::EnrollCommand),
     /// Simulate the DPS decision for a device presenting CERT (a full-chain PEM).
     Provision(provision::ProvisionArgs),
     /// The local IoT hub identity registry.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = HUB_HELP)]
     Hub(hub::HubCommand),
     /// Take one device out of its enrollment group: disabled individual enrollment + hub deletion.
     Deprovision(deprovision::DeprovisionArgs),
     /// Check thousands of device certificates against a group CA.
     Audit(audit::AuditArgs),
     /// Show the built-in certificate profiles.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = TEMPLATE_HELP)]
     Template(template::TemplateCommand),
     /// Run a local DPS endpoint the Azure IoT device SDKs provision against.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = DPS_HELP)]
     Dps(dps::DpsCommand),
 }
 

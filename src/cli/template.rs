@@ -22,6 +22,7 @@ EXAMPLES:
 #[derive(Debug, Subcommand)]
 pub enum TemplateCommand {
     /// List the built-in profiles.
+    #[command(after_help = "EXAMPLES:\n  iotca template list\n  iotca template list --json")]
     List,
     /// Print a built-in profile's TOML, to copy and pass back with --template FILE.
     #[command(after_help = SHOW_HELP)]
