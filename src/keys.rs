@@ -272,6 +272,7 @@ impl PrivateKey {
                         "the key is encrypted with a scheme iotca does not read ({e}); iotca reads PBES2 with PBKDF2 and AES, as OpenSSL 3 writes by default: convert it with openssl pkcs8 -topk8 -v2 aes-256-cbc -v2prf hmacWithSHA256 -in KEY -out KEY.new (then move KEY.new over KEY)"
                     ))
                 })?;
+                check_kdf_cost(&info.encryption_algorithm)?;
                 let plain = info
                     .decrypt(pass.expose().as_bytes())
                     .map_err(|_| KeyError::WrongPassphrase)?;
@@ -425,6 +426,39 @@ impl PrivateKey {
     pub fn public_key_der(&self) -> Result<Vec<u8>, KeyError> {
         use rcgen::PublicKeyData;
         Ok(self.signing_key()?.subject_public_key_info())
+    }
+}
+
+/// Most PBKDF2 iterations iotca runs to open a key (iotca writes
+/// [`PBKDF2_ITERATIONS`], OpenSSL 3 writes 2,048): a key file must not be
+/// able to make iotca spin for minutes.
+pub const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
+
+/// Refuses key-derivation parameters that would take unbounded time or
+/// memory before any work is done: PBKDF2 above [`MAX_PBKDF2_ITERATIONS`],
+/// scrypt above N = 2^17, r = 8, p = 1 (128 MiB).
+fn check_kdf_cost(scheme: &pkcs8::pkcs5::EncryptionScheme<'_>) -> Result<(), KeyError> {
+    use pkcs8::pkcs5::EncryptionScheme;
+    use pkcs8::pkcs5::pbes2::Kdf;
+    let EncryptionScheme::Pbes2(params) = scheme else {
+        return Ok(());
+    };
+    match &params.kdf {
+        Kdf::Pbkdf2(p) if p.iteration_count > MAX_PBKDF2_ITERATIONS => {
+            Err(KeyError::Unsupported(format!(
+                "the key asks for {} PBKDF2 iterations; iotca opens keys with at most {MAX_PBKDF2_ITERATIONS}: re-encrypt it with openssl pkcs8 -topk8 -v2 aes-256-cbc -v2prf hmacWithSHA256 -in KEY -out KEY.new",
+                p.iteration_count
+            )))
+        }
+        Kdf::Scrypt(s)
+            if s.cost_parameter > (1 << 17) || s.block_size > 8 || s.parallelization > 1 =>
+        {
+            Err(KeyError::Unsupported(format!(
+                "the key asks for scrypt with N={}, r={}, p={}; iotca opens scrypt keys up to N=131072, r=8, p=1: re-encrypt it with openssl pkcs8 -topk8 -v2 aes-256-cbc -v2prf hmacWithSHA256 -in KEY -out KEY.new",
+                s.cost_parameter, s.block_size, s.parallelization
+            )))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -8,7 +8,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
@@ -107,7 +107,16 @@ impl Home {
 
     /// A home at `dir`, creating it (and `certs/`, `private/`) when missing.
     pub fn create(dir: &Path) -> Result<Self> {
-        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        // 0755 whatever the umask: nobody else may rename private/ or certs/ away.
+        if !dir.exists() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(dir)
+                .map_err(|e| Error::io(dir, e))?;
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
+                .map_err(|e| Error::io(dir, e))?;
+        }
         let home = Home {
             root: dir.to_path_buf(),
         };
@@ -134,6 +143,7 @@ impl Home {
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
         file.lock().map_err(|e| Error::io(&path, e))?;
