@@ -304,36 +304,24 @@ create_edge_device_certificate() {
     make_work_dir
     local template="$work_dir/edge-ca.toml"
     "$iotca" template show edge-ca >"$template"
-    local encrypted=0
     if key_is_encrypted "$intermediate_key"; then
-        encrypted=1
         export_passphrase_for "$intermediate_key"
     else
-        # The edge CA key must stay unencrypted for the IoT Edge runtime:
-        # iotca would encrypt the new key with a passphrase it is given.
         unset IOTCA_PASSPHRASE
     fi
     set_days_args --days
     echo "Creating Edge Device CA Certificate (CN=$name.ca, $algorithm), signed by the intermediate CA"
     echo "----------------------------------------"
+    # certGen.sh writes the edge CA key unencrypted (the IoT Edge runtime
+    # reads it as is), even when the CA keys are encrypted.
     "$iotca" --home . ca intermediate "$name" --parent intermediate --cn "$name.ca" \
-        --algorithm "$algorithm" --template "$template" --force ${days_args[@]+"${days_args[@]}"}
+        --algorithm "$algorithm" --template "$template" --unencrypted-key --force \
+        ${days_args[@]+"${days_args[@]}"}
     local src_cert="certs/$name.cert.pem" src_key="private/$name.key.pem"
     local src_chain="certs/$name.chain.cert.pem"
     local dst_cert="certs/$prefix.cert.pem" dst_key="private/$prefix.key.pem"
     local dst_chain="certs/$prefix-full-chain.cert.pem"
-    # certGen.sh writes the edge CA key unencrypted (the IoT Edge runtime
-    # reads it as is): when the CA keys are encrypted, decrypt the copy.
     local key_src="$src_key"
-    if [[ $encrypted -eq 1 ]]; then
-        if command -v openssl >/dev/null 2>&1 &&
-            (umask 077 && openssl pkey -in "$src_key" -passin env:IOTCA_PASSPHRASE \
-                -out "$work_dir/edge.key.pem"); then
-            key_src="$work_dir/edge.key.pem"
-        else
-            warn "$dst_key is encrypted with the CA passphrase, like $src_key; decrypt it with 'openssl pkey -in $src_key -out $dst_key' before giving it to IoT Edge."
-        fi
-    fi
     if [[ "$name" == "$prefix" ]]; then
         archive_files "$dst_chain" "certs/$prefix.cert.pfx"
     else

@@ -302,8 +302,12 @@ pub struct IntermediateOptions {
     pub days: Option<u32>,
     /// Key algorithm.
     pub algorithm: KeyAlgorithm,
-    /// Decrypts the parent's key, and encrypts the new key when given.
+    /// Decrypts the parent's key, and encrypts the new key when given
+    /// (unless `unencrypted_key`).
     pub passphrase: Option<Secret>,
+    /// Write the new CA key unencrypted even when a passphrase is given
+    /// (an IoT Edge device CA, whose key the Edge runtime reads as is).
+    pub unencrypted_key: bool,
     /// Archive an existing CA of that name instead of refusing.
     pub force: bool,
     /// The profile.
@@ -348,7 +352,8 @@ pub fn create_intermediate(
         now,
     )?;
     report.warnings.extend(issued.warnings.iter().cloned());
-    write_key(home, &files.key, &key, opts.passphrase.as_ref())?;
+    let new_key_pass = opts.passphrase.as_ref().filter(|_| !opts.unencrypted_key);
+    write_key(home, &files.key, &key, new_key_pass)?;
     report.wrote("CA key", &files.key);
     home.write_new(&files.cert, issued.pem().as_bytes(), FileKind::Public, true)?;
     report.wrote("CA certificate", &files.cert);

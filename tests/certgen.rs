@@ -758,8 +758,9 @@ fn encrypted_ca_keys_default_to_certgens_password() {
     assert!(verifies(d, ROOT_CERT, Some(INT_CERT), DEV_CERT));
     ok(&mut shim(d, &["create_verification_certificate", "C0DE"]));
     assert!(verifies(d, ROOT_CERT, None, VERIFY_CERT));
-    // The edge CA key handed to IoT Edge is unencrypted, as certGen.sh's;
-    // iotca's own copy stays encrypted like the other CA keys.
+    // The edge CA key handed to IoT Edge is unencrypted, as certGen.sh's
+    // (`ca intermediate --unencrypted-key`), while the CA keys that signed it
+    // stay encrypted.
     ok(&mut shim(
         d,
         &["create_edge_device_certificate", "edge-enc"],
@@ -772,6 +773,11 @@ fn encrypted_ca_keys_default_to_certgens_password() {
     assert_eq!(cert_pubkey(d, EDGE_CERT), key_pubkey(d, EDGE_KEY));
     assert!(
         fs::read_to_string(d.join("private/edge-enc.key.pem"))
+            .unwrap()
+            .contains("-----BEGIN PRIVATE KEY-----")
+    );
+    assert!(
+        fs::read_to_string(d.join(INT_KEY))
             .unwrap()
             .contains("ENCRYPTED PRIVATE KEY")
     );

@@ -1091,3 +1091,33 @@ fn pfx_without_a_password_file_and_no_terminal_exits_2_and_writes_nothing() {
     assert_eq!(o.status.code(), Some(2), "{}", show(&o));
     assert_eq!(snapshot(&home), before, "something was written");
 }
+
+#[test]
+fn ca_intermediate_unencrypted_key_under_an_encrypted_parent() {
+    let (_t, home, pass) = encrypted_home();
+    ok(iotca(&home)
+        .args([
+            "ca",
+            "intermediate",
+            "edge-1",
+            "--unencrypted-key",
+            "--passphrase-file",
+        ])
+        .arg(&pass));
+    ok(iotca(&home)
+        .args(["ca", "intermediate", "line-2", "--passphrase-file"])
+        .arg(&pass));
+    let plain = fs::read_to_string(home.join("private/edge-1.key.pem")).unwrap();
+    assert!(plain.contains("-----BEGIN PRIVATE KEY-----"), "{plain}");
+    let enc = fs::read_to_string(home.join("private/line-2.key.pem")).unwrap();
+    assert!(enc.contains("ENCRYPTED PRIVATE KEY"), "{enc}");
+    // The plain key is the certificate's, and openssl reads it without a passphrase.
+    let o = std::process::Command::new("openssl")
+        .args(["pkey", "-noout", "-in"])
+        .arg(home.join("private/edge-1.key.pem"))
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    // Devices issue under it without a passphrase.
+    ok(iotca(&home).args(["device", "create", "edge-child", "--ca", "edge-1"]));
+}

@@ -130,6 +130,10 @@ pub struct IntermediateArgs {
     /// Passphrase (first line of FILE, or IOTCA_PASSPHRASE) for the parent's key; the new key is encrypted with it too.
     #[arg(long, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
+    /// Write the new CA key unencrypted even when a passphrase unlocks the parent
+    /// (an IoT Edge device CA, whose key the Edge runtime reads as is).
+    #[arg(long)]
+    pub unencrypted_key: bool,
     /// Move an existing CA of that name to archive/ and make a new one.
     #[arg(long)]
     pub force: bool,
@@ -172,6 +176,7 @@ pub fn run(cmd: &CaCommand, g: &Global) -> CmdResult {
                 days: a.days,
                 algorithm: a.algorithm,
                 passphrase: passphrase_from(a.passphrase_file.as_deref())?,
+                unencrypted_key: a.unencrypted_key,
                 force: a.force,
                 profile: Profile::builtin_or_file("intermediate-ca", a.template.as_deref())?,
             };
