@@ -120,14 +120,9 @@ pub struct AuditOptions {
     pub expiring_within_days: i64,
 }
 
-/// The result: a summary and one row per device file, sorted by path.
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    /// The counts.
-    pub summary: Summary,
-    /// One row per audited file.
-    pub devices: Vec<Row>,
-}
+/// Files audited in parallel at a time: rows are handed to the caller chunk
+/// by chunk, in discovery order, so memory does not grow with the fleet.
+pub const CHUNK: usize = 4096;
 
 /// What a file turned out to be.
 enum Outcome {
@@ -136,55 +131,68 @@ enum Outcome {
     KeyOnly,
 }
 
+impl Summary {
+    /// Counts one audited device.
+    pub fn add(&mut self, row: &Row, expiring_within_days: i64) {
+        self.total += 1;
+        if row.chains {
+            self.chains += 1;
+        } else {
+            self.not_chaining += 1;
+        }
+        if row.unreadable() {
+            self.unreadable += 1;
+        }
+        if row.expired() {
+            self.expired += 1;
+        } else if row.days_left.is_some_and(|d| d < expiring_within_days) {
+            self.expiring += 1;
+        }
+        if row.blocked() {
+            self.blocked += 1;
+        }
+    }
+}
+
 /// Audits every certificate file under `paths` (recursing into
-/// directories, following symlinks without looping) against `cas`.
-/// `progress` is called once per file.
+/// directories, following symlinks without looping) against `cas`, on all
+/// cores, [`CHUNK`] files at a time. Each device's row goes to `sink` in
+/// discovery order (directories in file-name order) and is then dropped;
+/// `progress` is called once per file. Returns the counts.
 pub fn run(
     paths: &[PathBuf],
     cas: &GroupCas,
     enrollments: Option<&dyn EnrollmentLookup>,
     opts: &AuditOptions,
     progress: &(dyn Fn() + Sync),
-) -> Report {
-    let files = discover(paths);
-    let outcomes: Vec<Outcome> = files
-        .par_bridge()
-        .map(|path| {
-            let o = audit_file(path, cas, enrollments, opts);
-            progress();
-            o
-        })
-        .collect();
+    sink: &mut dyn FnMut(Row),
+) -> Summary {
     let mut summary = Summary::default();
-    let mut devices = Vec::with_capacity(outcomes.len());
-    for o in outcomes {
-        match o {
-            Outcome::Device(row) => devices.push(row),
-            Outcome::CaCert => summary.skipped_ca += 1,
-            Outcome::KeyOnly => summary.skipped_keys += 1,
+    let mut files = discover(paths).peekable();
+    let mut chunk: Vec<PathBuf> = Vec::with_capacity(CHUNK);
+    while files.peek().is_some() {
+        chunk.clear();
+        chunk.extend(files.by_ref().take(CHUNK));
+        let outcomes: Vec<Outcome> = chunk
+            .par_drain(..)
+            .map(|path| {
+                let o = audit_file(path, cas, enrollments, opts);
+                progress();
+                o
+            })
+            .collect();
+        for o in outcomes {
+            match o {
+                Outcome::Device(row) => {
+                    summary.add(&row, opts.expiring_within_days);
+                    sink(row);
+                }
+                Outcome::CaCert => summary.skipped_ca += 1,
+                Outcome::KeyOnly => summary.skipped_keys += 1,
+            }
         }
     }
-    devices.sort_by(|a, b| a.path.cmp(&b.path));
-    for row in &devices {
-        summary.total += 1;
-        if row.chains {
-            summary.chains += 1;
-        } else {
-            summary.not_chaining += 1;
-        }
-        if row.unreadable() {
-            summary.unreadable += 1;
-        }
-        if row.expired() {
-            summary.expired += 1;
-        } else if row.days_left.is_some_and(|d| d < opts.expiring_within_days) {
-            summary.expiring += 1;
-        }
-        if row.blocked() {
-            summary.blocked += 1;
-        }
-    }
-    Report { summary, devices }
+    summary
 }
 
 /// Lazily lists the certificate files under `paths`: files given directly

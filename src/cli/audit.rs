@@ -8,11 +8,11 @@ use clap::{Args, ValueEnum};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use iotca::audit::{self, AuditOptions, Report, Row};
+use iotca::audit::{self, AuditOptions, Row, Summary};
 use iotca::cert;
 use iotca::verify::GroupCas;
 
-use super::{CmdResult, Global, print_json};
+use super::{CmdResult, Global};
 
 const HELP: &str = "\
 Reads every certificate file under the PATHs (.pem .crt .cer .der, recursing
@@ -90,39 +90,73 @@ pub fn run(a: &AuditArgs, g: &Global) -> CmdResult {
     let bar = spinner(g.quiet);
     let tick = || bar.inc(1);
     let lookup = super::enrollment_lookup(g)?;
-    let report = audit::run(
+    let opts = AuditOptions {
+        at,
+        expiring_within_days: a.expiring_within,
+    };
+    let format = if g.json { Format::Json } else { a.format };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    // Rows are written as they come (CSV, JSON) or only the ones the table
+    // shows are kept: memory does not grow with the fleet.
+    let mut shown: Vec<Row> = Vec::new();
+    let mut first = true;
+    let mut write_err: Option<std::io::Error> = None;
+    match format {
+        Format::Csv => writeln!(out, "{}", audit::CSV_HEADER)?,
+        Format::Json => write!(out, "{{\n  \"devices\": [")?,
+        Format::Table => {}
+    }
+    let window = a.expiring_within;
+    let summary = audit::run(
         &a.paths,
         &cas,
         lookup.as_deref(),
-        &AuditOptions {
-            at,
-            expiring_within_days: a.expiring_within,
-        },
+        &opts,
         &tick,
+        &mut |row| {
+            if write_err.is_some() {
+                return;
+            }
+            let r = match format {
+                Format::Csv => writeln!(out, "{}", audit::csv_line(&row)),
+                Format::Json => {
+                    let sep = if first { "\n    " } else { ",\n    " };
+                    first = false;
+                    write!(out, "{sep}").and_then(|_| {
+                        serde_json::to_writer(&mut out, &row).map_err(std::io::Error::other)
+                    })
+                }
+                Format::Table => {
+                    if table_shows(&row, window) {
+                        shown.push(row);
+                    }
+                    Ok(())
+                }
+            };
+            if let Err(e) = r {
+                write_err = Some(e);
+            }
+        },
     );
     bar.finish_and_clear();
-    let format = if g.json { Format::Json } else { a.format };
-    match format {
-        Format::Json => print_json(&report)?,
-        Format::Csv => {
-            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            writeln!(out, "{}", audit::CSV_HEADER)?;
-            for row in &report.devices {
-                writeln!(out, "{}", audit::csv_line(row))?;
-            }
-            out.flush()?;
-        }
-        Format::Table => {
-            if !g.quiet {
-                print_table(&report, a.expiring_within)?;
-            }
-        }
+    if let Some(e) = write_err {
+        return Err(e.into());
     }
-    Ok(if report.summary.not_chaining > 0 {
-        1
-    } else {
-        0
-    })
+    match format {
+        Format::Json => {
+            let s = serde_json::to_string_pretty(&summary)?.replace('\n', "\n  ");
+            writeln!(out, "\n  ],\n  \"summary\": {s}\n}}")?;
+        }
+        Format::Table if !g.quiet => print_table(&mut out, &summary, &shown, window)?,
+        _ => {}
+    }
+    out.flush()?;
+    Ok(if summary.not_chaining > 0 { 1 } else { 0 })
+}
+
+/// The rows the table lists: failing, blocked, or expiring soon.
+fn table_shows(r: &Row, window: i64) -> bool {
+    !r.chains || r.blocked() || r.days_left.is_some_and(|d| (0..window).contains(&d))
 }
 
 fn spinner(quiet: bool) -> indicatif::ProgressBar {
@@ -186,10 +220,14 @@ fn row_line(r: &Row) -> String {
     format!("{cn:<30} {until:<30} {}{dps}", r.path.display())
 }
 
-fn print_table(report: &Report, window: i64) -> std::io::Result<()> {
+fn print_table(
+    out: &mut impl Write,
+    s: &Summary,
+    rows: &[Row],
+    window: i64,
+) -> std::io::Result<()> {
     let p = Paint::new();
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let failing: Vec<&Row> = report.devices.iter().filter(|r| !r.chains).collect();
+    let failing: Vec<&Row> = rows.iter().filter(|r| !r.chains).collect();
     let mut codes: Vec<iotca::problem::ProblemCode> =
         failing.iter().filter_map(|r| r.main_problem()).collect();
     codes.sort_by_key(|c| c.as_str());
@@ -214,7 +252,7 @@ fn print_table(report: &Report, window: i64) -> std::io::Result<()> {
         }
         writeln!(out)?;
     }
-    let blocked: Vec<&Row> = report.devices.iter().filter(|r| r.blocked()).collect();
+    let blocked: Vec<&Row> = rows.iter().filter(|r| r.blocked()).collect();
     if !blocked.is_empty() {
         writeln!(
             out,
@@ -227,8 +265,7 @@ fn print_table(report: &Report, window: i64) -> std::io::Result<()> {
         }
         writeln!(out)?;
     }
-    let expiring: Vec<&Row> = report
-        .devices
+    let expiring: Vec<&Row> = rows
         .iter()
         .filter(|r| r.chains && r.days_left.is_some_and(|d| (0..window).contains(&d)))
         .collect();
@@ -244,7 +281,6 @@ fn print_table(report: &Report, window: i64) -> std::io::Result<()> {
         }
         writeln!(out)?;
     }
-    let s = &report.summary;
     let verdict = if s.total == 0 {
         p.yellow("no device certificates found under the given paths")
     } else if s.not_chaining == 0 {
