@@ -110,8 +110,18 @@ fn check_der(der: &[u8], index: usize) -> Result<(), ParseError> {
         }),
         Err(e) => Err(ParseError::Malformed {
             index,
-            reason: e.to_string(),
+            reason: der_error(&e),
         }),
+    }
+}
+
+/// x509-parser's error in words a person can act on.
+fn der_error(e: &x509_parser::nom::Err<x509_parser::error::X509Error>) -> String {
+    let raw = e.to_string();
+    if raw.contains("Eof") || raw.contains("Incomplete") {
+        "its DER ends early (the file is truncated or was cut while copying)".into()
+    } else {
+        format!("its DER is not a valid X.509 certificate ({raw})")
     }
 }
 

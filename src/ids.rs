@@ -28,7 +28,9 @@ pub enum IdKind {
     X509RegistrationId,
     /// An IoT hub device ID.
     DeviceId,
-    /// A name that becomes a file name in the home (CA names, `--allow-any-cn` IDs).
+    /// A CA name given to `ca intermediate` (registration ID rules).
+    CaName,
+    /// A device ID accepted with `--allow-any-cn`: any safe file name.
     FileName,
 }
 
@@ -38,6 +40,7 @@ impl fmt::Display for IdKind {
             IdKind::RegistrationId => "DPS registration ID",
             IdKind::X509RegistrationId => "DPS registration ID (X.509 CN)",
             IdKind::DeviceId => "IoT hub device ID",
+            IdKind::CaName => "CA name",
             IdKind::FileName => "name",
         })
     }
@@ -78,22 +81,25 @@ pub enum IdError {
         /// The allowed set, in words.
         allowed: &'static str,
     },
-    /// The first or last character is not a letter or digit.
-    #[error("{kind} '{shown}' must start and end with a letter or digit")]
+    /// The first or last character is not allowed there.
+    #[error("{kind} '{shown}' {rule}")]
     BadEnds {
         /// What it was checked as.
         kind: IdKind,
         /// The identifier.
         shown: String,
+        /// The rule, in words.
+        rule: &'static str,
     },
 }
 
 const REG_ALLOWED: &str = "ASCII letters, digits and - . _ :";
 const DEVICE_ALLOWED: &str = "ASCII letters, digits and - . % _ * ? ! ( ) , : = @ $ '";
-const FILE_ALLOWED: &str = "ASCII letters, digits and - . _ : (not starting with '.')";
+const FILE_ALLOWED: &str =
+    "printable ASCII except / and \\ (not starting with '.' or a space, not ending with a space)";
 
 fn shown(id: &str) -> String {
-    let mut s: String = id.chars().take(72).flat_map(char::escape_default).collect();
+    let mut s: String = id.chars().take(72).flat_map(char::escape_debug).collect();
     if id.chars().count() > 72 {
         s.push_str("...");
     }
@@ -144,6 +150,7 @@ fn alnum_ends(id: &str, kind: IdKind) -> Result<(), IdError> {
         Err(IdError::BadEnds {
             kind,
             shown: shown(id),
+            rule: "must start and end with a letter or digit",
         })
     }
 }
@@ -189,24 +196,31 @@ pub fn check_device_id(id: &str) -> Result<(), IdError> {
     })
 }
 
-/// Checks a name that becomes (part of) a file name in the home: CA names,
-/// and device IDs accepted with `--allow-any-cn`. Such a name can never
-/// contain a path separator, NUL, or start with a dot, so it cannot leave the home.
+/// Checks a name that becomes (part of) a file name in the home: device IDs
+/// accepted with `--allow-any-cn`. Any printable ASCII but the path
+/// separators `/` and `\`, never starting with a dot (so never `.` or `..`)
+/// or a space: such a name cannot leave the home, whatever it holds.
 pub fn check_file_name(name: &str) -> Result<(), IdError> {
     let kind = IdKind::FileName;
-    check(name, kind, REGISTRATION_ID_MAX, FILE_ALLOWED, reg_char)?;
-    if name.starts_with('.') {
+    check(name, kind, REGISTRATION_ID_MAX, FILE_ALLOWED, |c| {
+        (' '..='~').contains(&c) && c != '/' && c != '\\'
+    })?;
+    if name.starts_with(['.', ' ']) || name.ends_with(' ') {
         return Err(IdError::BadEnds {
             kind,
             shown: shown(name),
+            rule: "must not start with '.' or a space, nor end with a space",
         });
     }
     Ok(())
 }
 
-/// Checks a CA name given to `ca intermediate` (registration ID rules).
+/// Checks a CA name given to `ca intermediate` (registration ID rules, so
+/// that a CA name is also a safe file name and a valid group ID).
 pub fn check_ca_name(name: &str) -> Result<(), IdError> {
-    check_registration_id(name)
+    let kind = IdKind::CaName;
+    check(name, kind, REGISTRATION_ID_MAX, REG_ALLOWED, reg_char)?;
+    alnum_ends(name, kind)
 }
 
 /// True when DPS would treat the two registration IDs as the same
@@ -299,6 +313,14 @@ mod tests {
             assert!(check_file_name(bad).is_err(), "{bad:?}");
         }
         assert_eq!(check_file_name("-odd_but-safe."), Ok(()));
+        for ok in ["a@b", "dev+1", "dev#1", "sp ace", "x_", "(1)=$"] {
+            assert_eq!(check_file_name(ok), Ok(()), "{ok}");
+        }
+        for bad in [" lead", "trail ", "déjà", "tab\t"] {
+            assert!(check_file_name(bad).is_err(), "{bad:?}");
+        }
+        let e = check_ca_name("../x").unwrap_err().to_string();
+        assert!(e.starts_with("CA name"), "{e}");
     }
 
     #[test]

@@ -64,7 +64,12 @@ pub fn load_ca(
 ) -> Result<LoadedCa> {
     let files = home.ca_files(name)?;
     if !store::exists(&files.cert) {
+        let root_exists = store::exists(&home.path(store::ROOT_CERT));
         let hint = match name {
+            "intermediate" if root_exists => format!(
+                "; this home has no default intermediate (it was made with --no-intermediate): sign with --ca root, or make a CA with `iotca --home {} ca intermediate NAME` and pass --ca NAME",
+                home.root().display()
+            ),
             "root" | "intermediate" => format!(
                 "; create it with `iotca --home {} ca init`",
                 home.root().display()
@@ -329,6 +334,7 @@ pub fn create_intermediate(
     let files = home.ca_files(&opts.name)?;
     let _lock = home.lock()?;
     let parent = load_ca(home, &opts.parent, opts.passphrase.as_ref(), now)?;
+    check_pathlen_budget(&opts.parent, &parent.chain)?;
     let chain_path = files.chain.clone().unwrap_or_default();
     let targets: Vec<&Path> = vec![&files.cert, &files.key, &chain_path];
     let mut report = Report::default();
@@ -367,6 +373,27 @@ pub fn create_intermediate(
     )?;
     report.wrote("CA chain (this CA up to the root)", &chain_path);
     Ok(report)
+}
+
+/// Refuses a new CA under `parent` when a pathLenConstraint on the parent's
+/// chain leaves no room for it: no device under it could ever chain
+/// (RFC 5280 section 4.2.1.9). `chain` is the parent, then its issuers.
+fn check_pathlen_budget(parent: &str, chain: &[Vec<u8>]) -> Result<()> {
+    for (i, der) in chain.iter().enumerate() {
+        let Ok(c) = cert::parse_der(der) else {
+            continue;
+        };
+        if let Ok(Some(bc)) = c.basic_constraints()
+            && let Some(n) = bc.value.path_len_constraint
+            && (n as usize) < i + 1
+        {
+            let who = cert::name_string(c.subject());
+            return Err(Error::Invalid(format!(
+                "{who} has pathlen {n}, so a CA under '{parent}' could sign no device that chains; sign devices with --ca {parent}, or put the new CA under another parent"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// What to do about devices whose files already exist.

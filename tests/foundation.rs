@@ -2319,3 +2319,77 @@ fn pkilint_reports_nothing_at_warning_or_above() {
         findings.join("\n")
     );
 }
+
+/// Review finding: `--allow-any-cn` lifts the registration-ID rule and only
+/// keeps IDs that are safe file names.
+#[test]
+fn allow_any_cn_accepts_any_safe_file_name() {
+    let h = Home::new();
+    h.init(&[]);
+    h.refused(&["device", "create", "a@b"]);
+    h.ok(&[
+        "device",
+        "create",
+        "a@b",
+        "dev+1",
+        "x_",
+        "--allow-any-cn",
+        "-q",
+    ]);
+    for id in ["a@b", "dev+1", "x_"] {
+        let c = h.cert(&format!("certs/{id}.cert.pem"));
+        // openssl prints the subject RFC 2253-escaped.
+        assert_eq!(c.subject, format!("CN={}", id.replace('+', "\\+")));
+    }
+    for bad in ["../x", "a/b", "a\\b", ".hidden", "déjà"] {
+        h.refused(&["device", "create", bad, "--allow-any-cn"]);
+    }
+}
+
+/// Review finding: a CA under a pathlen-0 CA could never sign a device that chains.
+#[test]
+fn a_ca_under_a_pathlen_zero_ca_is_refused() {
+    let h = Home::new();
+    h.init(&[]);
+    h.ok(&["ca", "intermediate", "factory-a", "--pathlen", "0", "-q"]);
+    let err = h.refused(&["ca", "intermediate", "sub-b", "--parent", "factory-a"]);
+    assert!(
+        err.contains("pathlen 0") && err.contains("--ca factory-a"),
+        "{err}"
+    );
+    assert!(!h.p("certs/sub-b.cert.pem").exists());
+    // pathlen 1 leaves room for exactly one CA below.
+    h.ok(&["ca", "intermediate", "line-1", "--pathlen", "1", "-q"]);
+    h.ok(&["ca", "intermediate", "line-1a", "--parent", "line-1", "-q"]);
+    h.refused(&["ca", "intermediate", "line-1b", "--parent", "line-1a"]);
+}
+
+/// Review finding: a closed pipe (`| head`) ends iotca quietly, with exit 0.
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    let h = Home::new();
+    h.init(&[]);
+    let ids = h.scratch("ids.txt");
+    let list: String = (0..2000).map(|i| format!("pipe-{i:05}\n")).collect();
+    std::fs::write(&ids, list).unwrap();
+    h.ok(&[
+        "device",
+        "create",
+        "--ids-file",
+        ids.to_str().unwrap(),
+        "-q",
+    ]);
+    let script = format!(
+        "'{bin}' --home '{home}' ca list --json | head -c 10 >/dev/null; echo ${{PIPESTATUS[0]}}",
+        bin = assert_cmd::cargo::cargo_bin("iotca").display(),
+        home = h.dir.display()
+    );
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0", "{err}");
+    assert!(!err.contains("error"), "{err}");
+}

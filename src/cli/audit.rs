@@ -123,7 +123,7 @@ pub fn run(a: &AuditArgs, g: &Global) -> CmdResult {
                     let sep = if first { "\n    " } else { ",\n    " };
                     first = false;
                     write!(out, "{sep}").and_then(|_| {
-                        serde_json::to_writer(&mut out, &row).map_err(std::io::Error::other)
+                        serde_json::to_writer(&mut out, &row).map_err(std::io::Error::from)
                     })
                 }
                 Format::Table => {

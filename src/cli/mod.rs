@@ -79,7 +79,13 @@ EXAMPLES:
 /// with CN = device ID), checks that a device's chain reaches a DPS group's
 /// CA, guards DPS enrollments against CN mismatches, and audits fleets.
 #[derive(Debug, Parser)]
-#[command(name = "iotca", version, after_help = AFTER_HELP, propagate_version = true)]
+#[command(
+    name = "iotca",
+    version,
+    after_help = AFTER_HELP,
+    propagate_version = true,
+    term_width = 0
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -188,6 +194,8 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
     })
 }
 
