@@ -499,32 +499,8 @@ fn create(a: &CreateArgs, g: &Global) -> CmdResult {
         }
         Target::Local => {
             let home = home.expect("opened above for --to local");
-            let store = EnrollmentStore::new(home.clone());
-            let _lock = home.lock()?;
-            let written = if a.force {
-                store.replace_individual(&e)?
-            } else {
-                store.create_individual(&e).map_err(|err| match err {
-                    Error::Exists { path } => anyhow::anyhow!(
-                        "an enrollment for '{}' already exists ({}); delete it with `iotca enroll delete {}` or replace it with --force",
-                        e.registration_id,
-                        path.display(),
-                        e.registration_id
-                    ),
-                    other => other.into(),
-                })?
-            };
-            let back = store.individual(&e.registration_id)?.ok_or_else(|| {
-                anyhow::anyhow!("{} vanished after writing it", written.path.display())
-            })?;
-            if back.enrollment.provisioning_status != a.status {
-                anyhow::bail!(
-                    "{} reads back provisioningStatus {}, not {}",
-                    written.path.display(),
-                    back.enrollment.provisioning_status,
-                    a.status
-                );
-            }
+            let store = EnrollmentStore::new(home);
+            let (written, back) = store.store_individual(&e, a.force)?;
             if g.json {
                 print_json(&JsonCreated {
                     ok: true,
@@ -617,32 +593,8 @@ fn group_create(a: &GroupCreateArgs, g: &Global) -> CmdResult {
         }
         Target::Local => {
             let home = home.expect("opened above for --to local");
-            let store = EnrollmentStore::new(home.clone());
-            let _lock = home.lock()?;
-            let written = if a.force {
-                store.replace_group(&grp)?
-            } else {
-                store.create_group(&grp).map_err(|err| match err {
-                    Error::Exists { path } => anyhow::anyhow!(
-                        "enrollment group '{}' already exists ({}); delete it with `iotca enroll delete {} --group` or replace it with --force",
-                        grp.enrollment_group_id,
-                        path.display(),
-                        grp.enrollment_group_id
-                    ),
-                    other => other.into(),
-                })?
-            };
-            let back = store.group(&grp.enrollment_group_id)?.ok_or_else(|| {
-                anyhow::anyhow!("{} vanished after writing it", written.path.display())
-            })?;
-            if back.group.provisioning_status != a.status {
-                anyhow::bail!(
-                    "{} reads back provisioningStatus {}, not {}",
-                    written.path.display(),
-                    back.group.provisioning_status,
-                    a.status
-                );
-            }
+            let store = EnrollmentStore::new(home);
+            let (written, back) = store.store_group(&grp, a.force)?;
             if g.json {
                 print_json(&JsonCreated {
                     ok: true,

@@ -161,6 +161,67 @@ impl EnrollmentStore {
         self.write(&path, g, true)
     }
 
+    /// Stores an individual enrollment under the home's lock (an existing
+    /// one for that registration ID is refused, or archived when `replace`),
+    /// then reads it back and checks the stored provisioningStatus is the
+    /// one written: what `enroll create --to local` promises.
+    pub fn store_individual(
+        &self,
+        e: &IndividualEnrollment,
+        replace: bool,
+    ) -> Result<(Written, StoredIndividual)> {
+        let _lock = self.home.lock()?;
+        let written = if replace {
+            self.replace_individual(e)?
+        } else {
+            self.create_individual(e).map_err(|err| match err {
+                Error::Exists { path } => Error::Invalid(format!(
+                    "an enrollment for '{id}' already exists ({}); delete it with `iotca enroll delete {id}` or replace it with --force",
+                    path.display(),
+                    id = e.registration_id
+                )),
+                other => other,
+            })?
+        };
+        let back = self.individual(&e.registration_id)?;
+        let back = confirm(
+            &written.path,
+            back,
+            |b| b.enrollment.provisioning_status,
+            e.provisioning_status,
+        )?;
+        Ok((written, back))
+    }
+
+    /// Stores an enrollment group, as [`EnrollmentStore::store_individual`] does.
+    pub fn store_group(
+        &self,
+        g: &EnrollmentGroup,
+        replace: bool,
+    ) -> Result<(Written, StoredGroup)> {
+        let _lock = self.home.lock()?;
+        let written = if replace {
+            self.replace_group(g)?
+        } else {
+            self.create_group(g).map_err(|err| match err {
+                Error::Exists { path } => Error::Invalid(format!(
+                    "enrollment group '{id}' already exists ({}); delete it with `iotca enroll delete {id} --group` or replace it with --force",
+                    path.display(),
+                    id = g.enrollment_group_id
+                )),
+                other => other,
+            })?
+        };
+        let back = self.group(&g.enrollment_group_id)?;
+        let back = confirm(
+            &written.path,
+            back,
+            |b| b.group.provisioning_status,
+            g.provisioning_status,
+        )?;
+        Ok((written, back))
+    }
+
     /// Deletes the individual enrollment `id` by moving its file under
     /// `archive/<timestamp>/`. Returns the archive directory, or None when
     /// there was no such enrollment.
@@ -232,6 +293,26 @@ impl EnrollmentStore {
         }
         listing
     }
+}
+
+/// The record read back after writing it, with the status that was written.
+fn confirm<T>(
+    path: &Path,
+    back: Option<T>,
+    status: impl Fn(&T) -> super::schema::ProvisioningStatus,
+    wrote: super::schema::ProvisioningStatus,
+) -> Result<T> {
+    let back = back.ok_or_else(|| bad(path, "vanished right after it was written"))?;
+    if status(&back) != wrote {
+        return Err(bad(
+            path,
+            format!(
+                "reads back provisioningStatus {}, not {wrote}",
+                status(&back)
+            ),
+        ));
+    }
+    Ok(back)
 }
 
 fn bad(path: &Path, reason: impl Into<String>) -> Error {
