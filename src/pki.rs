@@ -528,6 +528,7 @@ pub fn create_devices(
             shown.join(", ")
         )));
     }
+    refuse_case_twins(home, &todo)?;
     if !to_archive.is_empty() {
         let refs: Vec<&Path> = to_archive.iter().map(PathBuf::as_path).collect();
         report.archived_to = home.archive(&refs)?;
@@ -558,6 +559,35 @@ pub fn create_devices(
         Some(e) => Err(e),
         None => Ok(report),
     }
+}
+
+/// Refuses new devices whose ID differs only in letter case from a device
+/// already in the home: DPS matches registration IDs case-insensitively, so
+/// the two certificates would compete for one registration.
+fn refuse_case_twins(home: &Home, todo: &[(String, Option<PrivateKey>)]) -> Result<()> {
+    let dir = home.path("certs");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(());
+    };
+    let mut existing: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    for e in entries.filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(stem) = name.strip_suffix(".cert.pem")
+            && !stem.ends_with("-full-chain")
+        {
+            existing.insert(stem.to_ascii_lowercase(), stem.to_string());
+        }
+    }
+    for (id, _) in todo {
+        if let Some(other) = existing.get(&id.to_ascii_lowercase())
+            && other != id
+        {
+            return Err(Error::Invalid(format!(
+                "device ID '{id}' differs only in letter case from the existing device '{other}'; DPS matches registration IDs case-insensitively, so both would claim one registration: nothing was written"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn dedupe_warnings(w: &mut Vec<String>) {

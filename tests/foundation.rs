@@ -2393,3 +2393,17 @@ fn a_closed_pipe_is_not_an_error() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0", "{err}");
     assert!(!err.contains("error"), "{err}");
 }
+
+/// Review finding: DPS matches registration IDs case-insensitively, so a
+/// device whose ID differs only in case from an existing one is refused.
+#[test]
+fn a_device_id_differing_only_in_case_from_an_existing_one_is_refused() {
+    let h = Home::new();
+    h.init(&[]);
+    h.ok(&["device", "create", "Sensor-UP", "-q"]);
+    let err = h.refused(&["device", "create", "sensor-up"]);
+    assert!(err.contains("Sensor-UP") && err.contains("case"), "{err}");
+    assert!(!h.p("certs/sensor-up.cert.pem").exists());
+    assert!(!h.p("private/sensor-up.key.pem").exists());
+    h.ok(&["device", "create", "Sensor-UP", "--force", "-q"]);
+}
