@@ -288,11 +288,14 @@ impl PrivateKey {
             "EC PRIVATE KEY" => {
                 let ec = sec1::EcPrivateKey::from_der(&der)
                     .map_err(|e| KeyError::Malformed(format!("SEC1: {e}")))?;
-                let curve = ec
-                    .parameters
-                    .and_then(|p| p.named_curve())
-                    .map(|o| o.to_string())
-                    .unwrap_or_default();
+                // SEC1 keys may leave the curve out (RFC 5915 makes the
+                // parameters optional): then the private key's length says it.
+                let curve = match ec.parameters.and_then(|p| p.named_curve()) {
+                    Some(oid) => oid.to_string(),
+                    None if ec.private_key.len() == 32 => OID_P256.to_string(),
+                    None if ec.private_key.len() == 48 => OID_P384.to_string(),
+                    None => String::new(),
+                };
                 let doc = match curve.as_str() {
                     OID_P256 => p256::SecretKey::from_sec1_der(&der)
                         .map_err(|e| KeyError::Malformed(e.to_string()))?
@@ -555,6 +558,25 @@ mod tests {
             b"-----BEGIN PRIVATE KEY-----\nMAA=\n-----END PRIVATE KEY-----\n",
         ] {
             assert!(PrivateKey::from_pem(input, None).is_err());
+        }
+    }
+
+    #[test]
+    fn sec1_keys_without_curve_parameters_are_read_by_key_length() {
+        use sec1::der::Encode;
+        for (alg, kind) in [
+            (KeyAlgorithm::P256, KeyKind::P256),
+            (KeyAlgorithm::P384, KeyKind::P384),
+        ] {
+            let k = PrivateKey::generate(alg).unwrap();
+            let info = pkcs8::PrivateKeyInfo::from_der(k.pkcs8_der()).unwrap();
+            let mut ec = sec1::EcPrivateKey::from_der(info.private_key).unwrap();
+            ec.parameters = None;
+            let der = ec.to_der().unwrap();
+            let pem = pem::encode(&pem::Pem::new("EC PRIVATE KEY", der));
+            let back = PrivateKey::from_pem(pem.as_bytes(), None).unwrap();
+            assert_eq!(back.kind(), kind);
+            assert_eq!(back.public_key_der().unwrap(), k.public_key_der().unwrap());
         }
     }
 
