@@ -2027,37 +2027,6 @@ mod tests {
         assert_eq!(v.codes(), [ProblemCode::IssuerNotFound]);
     }
 
-    /// Throughput of the audit fast path (leaf signed by the group CA) on
-    /// all cores. A measurement, not a check: run with
-    /// `cargo test --release --lib verify::tests::throughput -- --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn throughput_p256_direct() {
-        use rayon::prelude::*;
-        let root = self_signed(params("Root", true), key());
-        let leaves: Vec<Vec<u8>> = (0..2000)
-            .map(|i| signed(params(&format!("device-{i}"), false), key(), &root).der)
-            .collect();
-        let cas = GroupCas::new(&[&root.der]).unwrap();
-        let rounds = 10;
-        let started = std::time::Instant::now();
-        let ok: usize = (0..rounds)
-            .map(|_| {
-                leaves
-                    .par_iter()
-                    .filter(|l| cas.verify(&[l.as_slice()], AT).chains)
-                    .count()
-            })
-            .sum();
-        let secs = started.elapsed().as_secs_f64();
-        assert_eq!(ok, leaves.len() * rounds);
-        eprintln!(
-            "{:.0} leaves/s on {} threads",
-            (leaves.len() * rounds) as f64 / secs,
-            rayon::current_num_threads()
-        );
-    }
-
     #[test]
     fn tbs_slice_matches_parser() {
         let root = self_signed(params("Root", true), key());
