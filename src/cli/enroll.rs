@@ -367,6 +367,17 @@ fn shown(s: &str) -> String {
     s.chars().flat_map(char::escape_default).collect()
 }
 
+/// Prints an az command: the line itself, or `{"commands": [...]}` with --json.
+fn print_az(cmd: &str, g: &Global) -> anyhow::Result<()> {
+    if g.json {
+        print_json(&JsonAz {
+            commands: vec![cmd],
+        })
+    } else {
+        out(&format!("{cmd}\n"))
+    }
+}
+
 fn out(text: &str) -> anyhow::Result<()> {
     std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(())
@@ -488,14 +499,7 @@ fn create(a: &CreateArgs, g: &Global) -> CmdResult {
         Target::Az => {
             let home = Home::open(&g.home_dir()).ok();
             let path = leaf_file_for_az(&c.cert, &chain, home.as_ref(), p.cn.as_deref())?;
-            let cmd = az::enrollment_create(a.dps_name.as_deref(), &e, &path);
-            if g.json {
-                print_json(&JsonAz {
-                    commands: vec![&cmd],
-                })?;
-            } else {
-                out(&format!("{cmd}\n"))?;
-            }
+            print_az(&az::enrollment_create(a.dps_name.as_deref(), &e, &path), g)?;
         }
         Target::Local => {
             let home = home.expect("opened above for --to local");
@@ -582,14 +586,7 @@ fn group_create(a: &GroupCreateArgs, g: &Global) -> CmdResult {
                     a.ca.display()
                 )
             })?;
-            let cmd = az::group_create(a.dps_name.as_deref(), &grp, path);
-            if g.json {
-                print_json(&JsonAz {
-                    commands: vec![&cmd],
-                })?;
-            } else {
-                out(&format!("{cmd}\n"))?;
-            }
+            print_az(&az::group_create(a.dps_name.as_deref(), &grp, path), g)?;
         }
         Target::Local => {
             let home = home.expect("opened above for --to local");
