@@ -48,6 +48,14 @@ pub enum Error {
     /// A value given on the command line or in a template is not usable.
     #[error("{0}")]
     Invalid(String),
+    /// A key could not be generated or used (no file involved; a key read
+    /// from a file is [`Error::BadKey`], which names it).
+    #[error("{0}")]
+    Key(#[from] crate::keys::KeyError),
+    /// Certificate bytes that do not parse (no file involved; see
+    /// [`Error::BadCertificate`] for one that names its file).
+    #[error("{0}")]
+    Parse(#[from] crate::cert::ParseError),
     /// A CA the command needs does not exist in the home.
     #[error("CA '{name}' not found: {path} does not exist{hint}")]
     CaNotFound {

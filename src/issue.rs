@@ -92,11 +92,9 @@ impl Signer {
     /// belong to the certificate. The certificate is not otherwise validated
     /// (CA flag, validity): that is the caller's business.
     pub fn new(cert_der: &[u8], key: &PrivateKey) -> Result<Self> {
-        let parsed = cert::parse_der(cert_der).map_err(|e| Error::Invalid(e.to_string()))?;
+        let parsed = cert::parse_der(cert_der)?;
         let subject = cert::name_string(parsed.subject());
-        let kp = key
-            .signing_key()
-            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let kp = key.signing_key()?;
         if !key_matches(&parsed, &kp) {
             return Err(Error::Invalid(format!(
                 "the CA key does not belong to the certificate '{subject}'"
@@ -178,9 +176,7 @@ pub fn sign(
 
 /// Issues a self-signed certificate (a root CA) for `key`.
 pub fn self_signed(req: &CertRequest, key: &PrivateKey, now: OffsetDateTime) -> Result<Issued> {
-    let kp = key
-        .signing_key()
-        .map_err(|e| Error::Invalid(e.to_string()))?;
+    let kp = key.signing_key()?;
     let (params, warnings) = params_for(req, key.kind().is_rsa(), now)?;
     let c = params.self_signed(&kp).map_err(|e| Error::Issue {
         subject: req.common_name.clone(),

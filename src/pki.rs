@@ -132,7 +132,7 @@ fn ca_chain(home: &Home, files: &CaFiles, ca_der: &[u8]) -> Result<Vec<Vec<u8>>>
         return Ok(certs);
     }
     let mut chain = vec![ca_der.to_vec()];
-    let parsed = cert::parse_der(ca_der).map_err(|e| Error::Invalid(e.to_string()))?;
+    let parsed = cert::parse_der(ca_der)?;
     let self_issued = parsed.subject().as_raw() == parsed.issuer().as_raw();
     let root = home.path(store::ROOT_CERT);
     if !self_issued && store::exists(&root) {
@@ -239,8 +239,7 @@ pub fn init_ca(dir: &Path, opts: &InitOptions, now: OffsetDateTime) -> Result<Re
         refuse_existing(&targets, "a CA")?;
     }
     let pass = opts.passphrase.as_ref();
-    let root_key =
-        PrivateKey::generate(opts.algorithm).map_err(|e| Error::Invalid(e.to_string()))?;
+    let root_key = PrivateKey::generate(opts.algorithm)?;
     let mut req = CertRequest::new(
         opts.root_cn
             .clone()
@@ -263,8 +262,7 @@ pub fn init_ca(dir: &Path, opts: &InitOptions, now: OffsetDateTime) -> Result<Re
         return Ok(report);
     }
     let signer = Signer::new(&root_cert.der, &root_key)?;
-    let int_key =
-        PrivateKey::generate(opts.algorithm).map_err(|e| Error::Invalid(e.to_string()))?;
+    let int_key = PrivateKey::generate(opts.algorithm)?;
     let mut req = CertRequest::new(
         opts.intermediate_cn
             .clone()
@@ -273,14 +271,7 @@ pub fn init_ca(dir: &Path, opts: &InitOptions, now: OffsetDateTime) -> Result<Re
         opts.intermediate_profile.clone(),
     );
     req.days = opts.intermediate_days;
-    let int_cert = issue::sign(
-        &req,
-        &int_key
-            .signing_key()
-            .map_err(|e| Error::Invalid(e.to_string()))?,
-        &signer,
-        now,
-    )?;
+    let int_cert = issue::sign(&req, &int_key.signing_key()?, &signer, now)?;
     report.warnings.extend(int_cert.warnings.iter().cloned());
     write_key(&home, &int.key, &int_key, pass)?;
     report.wrote("intermediate CA key", &int.key);
@@ -343,20 +334,14 @@ pub fn create_intermediate(
     } else {
         refuse_existing(&targets, &format!("CA '{}'", opts.name))?;
     }
-    let key = PrivateKey::generate(opts.algorithm).map_err(|e| Error::Invalid(e.to_string()))?;
+    let key = PrivateKey::generate(opts.algorithm)?;
     let mut req = CertRequest::new(
         opts.cn.clone().unwrap_or_else(|| opts.name.clone()),
         opts.profile.clone(),
     );
     req.days = opts.days;
     req.pathlen = opts.pathlen;
-    let issued = issue::sign(
-        &req,
-        &key.signing_key()
-            .map_err(|e| Error::Invalid(e.to_string()))?,
-        &parent.signer,
-        now,
-    )?;
+    let issued = issue::sign(&req, &key.signing_key()?, &parent.signer, now)?;
     report.warnings.extend(issued.warnings.iter().cloned());
     let new_key_pass = opts.passphrase.as_ref().filter(|_| !opts.unencrypted_key);
     write_key(home, &files.key, &key, new_key_pass)?;
@@ -614,8 +599,7 @@ fn issue_one(
             let kp = k.signing_key().map_err(|e| key_error(&f.key, e))?;
             (k, kp)
         }
-        None => PrivateKey::generate_with_signing_key(opts.algorithm)
-            .map_err(|e| Error::Invalid(e.to_string()))?,
+        None => PrivateKey::generate_with_signing_key(opts.algorithm)?,
     };
     let mut req = CertRequest::new(id, opts.profile.clone());
     req.days = opts.days;
@@ -711,15 +695,9 @@ pub fn create_verification_cert(
         archived_to: home.archive(&[&cert_path, &key_path])?,
         ..Report::default()
     };
-    let key = PrivateKey::generate(algorithm).map_err(|e| Error::Invalid(e.to_string()))?;
+    let key = PrivateKey::generate(algorithm)?;
     let req = CertRequest::new(code, profile.clone());
-    let issued = issue::sign(
-        &req,
-        &key.signing_key()
-            .map_err(|e| Error::Invalid(e.to_string()))?,
-        &ca.signer,
-        now,
-    )?;
+    let issued = issue::sign(&req, &key.signing_key()?, &ca.signer, now)?;
     report.warnings.extend(issued.warnings.iter().cloned());
     home.write_new(&key_path, key.to_pem().as_bytes(), FileKind::Secret, true)?;
     report.wrote("verification key", &key_path);

@@ -85,8 +85,7 @@ impl EmulatorCa {
         ) {
             (true, true) => Self::load(home, &cert_path, &key_path),
             (false, false) => {
-                let key = PrivateKey::generate(KeyAlgorithm::P256)
-                    .map_err(|e| Error::Invalid(e.to_string()))?;
+                let key = PrivateKey::generate(KeyAlgorithm::P256)?;
                 let mut profile = Profile::builtin("root-ca")?;
                 profile.name = "dps-emulator-ca".into();
                 profile.common_name = Some(CA_COMMON_NAME.into());
@@ -150,11 +149,8 @@ impl EmulatorCa {
     /// Issues a server certificate for `localhost` / `127.0.0.1` with a
     /// fresh P-256 key.
     pub fn issue_server(&self, now: OffsetDateTime) -> Result<ServerIdentity> {
-        let key =
-            PrivateKey::generate(KeyAlgorithm::P256).map_err(|e| Error::Invalid(e.to_string()))?;
-        let kp = key
-            .signing_key()
-            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let key = PrivateKey::generate(KeyAlgorithm::P256)?;
+        let kp = key.signing_key()?;
         let mut req = CertRequest::new(SERVER_COMMON_NAME, server_profile());
         req.days = Some(SERVER_DAYS);
         req.subject_alt_names = SERVER_NAMES.iter().map(|s| s.to_string()).collect();
