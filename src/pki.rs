@@ -27,6 +27,15 @@ pub struct LoadedCa {
     pub signer: Signer,
     /// DER chain: this CA, then its issuers up to and including the root.
     pub chain: Vec<Vec<u8>>,
+    /// `chain` as PEM, encoded once for every full-chain file written under this CA.
+    pub chain_pem: String,
+}
+
+impl LoadedCa {
+    /// A full-chain PEM: `leaf_der`, then this CA's chain up to the root.
+    pub fn full_chain_pem(&self, leaf_der: &[u8]) -> String {
+        cert::to_pem(leaf_der) + &self.chain_pem
+    }
 }
 
 /// Reads a key file, decrypting it with `passphrase` when it is encrypted.
@@ -117,6 +126,7 @@ pub fn load_ca(
     Ok(LoadedCa {
         files,
         signer,
+        chain_pem: concat_pem(&chain),
         chain,
     })
 }
@@ -348,11 +358,9 @@ pub fn create_intermediate(
     report.wrote("CA key", &files.key);
     home.write_new(&files.cert, issued.pem().as_bytes(), FileKind::Public, true)?;
     report.wrote("CA certificate", &files.cert);
-    let mut chain = vec![issued.der.clone()];
-    chain.extend(parent.chain.iter().cloned());
     home.write_new(
         &chain_path,
-        concat_pem(&chain).as_bytes(),
+        parent.full_chain_pem(&issued.der).as_bytes(),
         FileKind::Public,
         true,
     )?;
@@ -479,11 +487,9 @@ pub fn create_devices(
                 if has_key && has_cert {
                     if !store::exists(&f.full_chain) {
                         let leaf = cert::read_certificates(&f.cert)?;
-                        let mut chain = vec![leaf[0].clone()];
-                        chain.extend(ca.chain.iter().cloned());
                         home.write_new(
                             &f.full_chain,
-                            concat_pem(&chain).as_bytes(),
+                            ca.full_chain_pem(&leaf[0]).as_bytes(),
                             FileKind::Public,
                             false,
                         )?;
@@ -618,12 +624,9 @@ fn issue_one(
         what: "device certificate".into(),
         path: f.cert.clone(),
     });
-    let mut chain = Vec::with_capacity(ca.chain.len() + 1);
-    chain.push(issued.der.clone());
-    chain.extend(ca.chain.iter().cloned());
     home.write_new(
         &f.full_chain,
-        concat_pem(&chain).as_bytes(),
+        ca.full_chain_pem(&issued.der).as_bytes(),
         FileKind::Public,
         false,
     )?;
