@@ -54,7 +54,7 @@ pub enum ParseError {
 pub fn split_certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>, ParseError> {
     let certs = split_unchecked(bytes)?;
     for (i, der) in certs.iter().enumerate() {
-        check_der(der, i + 1)?;
+        parse_exact(der, i + 1)?;
     }
     Ok(certs)
 }
@@ -101,9 +101,11 @@ fn looks_like_pem(bytes: &[u8]) -> bool {
         .any(|w| w == b"-----BEGIN ")
 }
 
-fn check_der(der: &[u8], index: usize) -> Result<(), ParseError> {
+/// Parses one DER certificate that must fill `der` exactly; `index` (1-based
+/// position in its input) goes into the error.
+pub fn parse_exact(der: &[u8], index: usize) -> Result<X509Certificate<'_>, ParseError> {
     match X509Certificate::from_der(der) {
-        Ok(([], _)) => Ok(()),
+        Ok(([], x)) => Ok(x),
         Ok((rest, _)) => Err(ParseError::Malformed {
             index,
             reason: format!("{} trailing bytes after the certificate", rest.len()),

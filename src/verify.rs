@@ -185,7 +185,7 @@ pub struct Anchor {
 impl Anchor {
     /// Parses one DER certificate as a group CA.
     pub fn new(der: &[u8]) -> Result<Anchor, ParseError> {
-        let x = parse(der, 1)?;
+        let x = cert::parse_exact(der, 1)?;
         let facts = Facts::new(&x, der).into_owned();
         let canon_subject = canonical_name(&facts.subject_raw);
         Ok(Anchor {
@@ -512,20 +512,6 @@ fn extension_name(oid: &x509_parser::der_parser::oid::Oid<'_>) -> String {
     match x509_parser::objects::oid_registry().get(oid) {
         Some(e) => format!("{} ({})", e.sn(), oid.to_id_string()),
         None => oid.to_id_string(),
-    }
-}
-
-fn parse(der: &[u8], index: usize) -> Result<X509Certificate<'_>, ParseError> {
-    match X509Certificate::from_der(der) {
-        Ok(([], x)) => Ok(x),
-        Ok((rest, _)) => Err(ParseError::Malformed {
-            index,
-            reason: format!("{} trailing bytes after the certificate", rest.len()),
-        }),
-        Err(e) => Err(ParseError::Malformed {
-            index,
-            reason: e.to_string(),
-        }),
     }
 }
 
@@ -1001,7 +987,7 @@ fn verify_inner<D: AsRef<[u8]>, U: AsRef<[u8]>>(
         );
     };
     let leaf_der = leaf_der.as_ref();
-    let leaf_x = match parse(leaf_der, 1) {
+    let leaf_x = match cert::parse_exact(leaf_der, 1) {
         Ok(x) => x,
         Err(e) => {
             return Verdict::failed(
@@ -1051,7 +1037,7 @@ fn verify_inner<D: AsRef<[u8]>, U: AsRef<[u8]>>(
         if !seen.insert(der) {
             continue;
         }
-        let x = match parse(der, position) {
+        let x = match cert::parse_exact(der, position) {
             Ok(x) => x,
             Err(e) => {
                 let which = match source {
@@ -1666,7 +1652,7 @@ mod tests {
     }
 
     fn facts(der: &[u8]) -> Facts<'_> {
-        Facts::new(&parse(der, 1).unwrap(), der)
+        Facts::new(&cert::parse_exact(der, 1).unwrap(), der)
     }
 
     fn code(p: Option<Problem>) -> Option<ProblemCode> {
@@ -2030,7 +2016,7 @@ mod tests {
     #[test]
     fn tbs_slice_matches_parser() {
         let root = self_signed(params("Root", true), key());
-        let x = parse(&root.der, 1).unwrap();
+        let x = cert::parse_exact(&root.der, 1).unwrap();
         assert_eq!(tbs_slice(&root.der), Some(x.tbs_certificate.as_ref()));
     }
 }
