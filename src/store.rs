@@ -263,11 +263,27 @@ impl Home {
             .parent()
             .ok_or_else(|| Error::Invalid(format!("{} has no directory", path.display())))?;
         let rel = dir.strip_prefix(&self.root).unwrap_or(dir);
-        self.ensure_dir(rel, kind)?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".iotca-tmp-")
-            .tempfile_in(dir)
-            .map_err(|e| Error::io(dir, e))?;
+        let temp = || {
+            tempfile::Builder::new()
+                .prefix(".iotca-tmp-")
+                .tempfile_in(dir)
+        };
+        // Secrets: make sure of the directory's 0700 first, every time. Public
+        // files: create the directory only when it is missing, which keeps
+        // bulk issuance to one directory check per device, not three.
+        let tmp = if kind == FileKind::Secret {
+            self.ensure_dir(rel, kind)?;
+            temp()
+        } else {
+            match temp() {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    self.ensure_dir(rel, kind)?;
+                    temp()
+                }
+                other => other,
+            }
+        };
+        let mut tmp = tmp.map_err(|e| Error::io(dir, e))?;
         let mode = if kind == FileKind::Secret {
             0o600
         } else {
