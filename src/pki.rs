@@ -16,7 +16,7 @@ use crate::ids;
 use crate::issue::{self, CertRequest, Signer};
 use crate::keys::{KeyAlgorithm, KeyError, PrivateKey, Secret};
 use crate::profile::Profile;
-use crate::store::{self, CaFiles, FileKind, Home};
+use crate::store::{self, CaFiles, DeviceFiles, FileKind, Home};
 
 /// A CA loaded from the home, ready to sign.
 #[derive(Debug)]
@@ -389,6 +389,9 @@ fn check_pathlen_budget(parent: &str, chain: &[Vec<u8>]) -> Result<()> {
     Ok(())
 }
 
+/// Devices signed ahead of the writer thread (bounds the memory held).
+const WRITE_BATCH: usize = 512;
+
 /// What to do about devices whose files already exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Existing {
@@ -524,27 +527,41 @@ pub fn create_devices(
         let refs: Vec<&Path> = to_archive.iter().map(PathBuf::as_path).collect();
         report.archived_to = home.archive(&refs)?;
     }
-    let results: Vec<Result<(Vec<Written>, Vec<String>)>> = todo
-        .into_par_iter()
-        .map(|(id, key)| {
-            let r = issue_one(home, opts, &ca, &id, key, now);
-            progress();
-            r
-        })
-        .collect();
-    home.sync_batch()?;
+    // Signing runs on every core, a batch at a time; the files are written
+    // by one thread while the next batch is signed: renames into one
+    // directory from several threads only contend for its lock.
+    let prepare = |batch: Vec<(String, Option<PrivateKey>)>| -> Vec<Result<Prepared>> {
+        batch
+            .into_par_iter()
+            .map(|(id, key)| prepare_one(home, opts, &ca, &id, key, now))
+            .collect()
+    };
+    let mut todo = todo.into_iter();
+    let mut next_batch = || todo.by_ref().take(WRITE_BATCH).collect::<Vec<_>>();
     let mut first_err = None;
-    for r in results {
-        match r {
-            Ok((w, warn)) => {
-                report.written.extend(w);
-                report.warnings.extend(warn);
-            }
-            Err(e) => {
-                first_err.get_or_insert(e);
-            }
-        }
+    let mut ready = prepare(next_batch());
+    while !ready.is_empty() {
+        let batch = next_batch();
+        let (next, ()) = rayon::join(
+            || prepare(batch),
+            || {
+                for r in ready.drain(..) {
+                    match r.and_then(|p| write_one(home, p)) {
+                        Ok((w, warn)) => {
+                            report.written.extend(w);
+                            report.warnings.extend(warn);
+                        }
+                        Err(e) => {
+                            first_err.get_or_insert(e);
+                        }
+                    }
+                    progress();
+                }
+            },
+        );
+        ready = next;
     }
+    home.sync_batch()?;
     dedupe_warnings(&mut report.warnings);
     match first_err {
         Some(e) => Err(e),
@@ -590,19 +607,32 @@ fn dedupe_warnings(w: &mut Vec<String>) {
     }
 }
 
-fn issue_one(
+/// One device, signed and encoded, ready to be written.
+struct Prepared {
+    files: DeviceFiles,
+    /// The new key's PEM; None when resuming with a key already on disk.
+    key_pem: Option<zeroize::Zeroizing<String>>,
+    cert_pem: String,
+    full_chain_pem: String,
+    pfx: Option<zeroize::Zeroizing<Vec<u8>>>,
+    warnings: Vec<String>,
+}
+
+/// The CPU part of issuing a device (key, signature, encodings, PFX): no I/O,
+/// so it runs on every core.
+fn prepare_one(
     home: &Home,
     opts: &DeviceOptions,
     ca: &LoadedCa,
     id: &str,
     key: Option<PrivateKey>,
     now: OffsetDateTime,
-) -> Result<(Vec<Written>, Vec<String>)> {
-    let f = home.device_files(id)?;
+) -> Result<Prepared> {
+    let files = home.device_files(id)?;
     let fresh = key.is_none();
     let (key, kp) = match key {
         Some(k) => {
-            let kp = k.signing_key().map_err(|e| key_error(&f.key, e))?;
+            let kp = k.signing_key().map_err(|e| key_error(&files.key, e))?;
             (k, kp)
         }
         None => PrivateKey::generate_with_signing_key(opts.algorithm)?,
@@ -610,55 +640,68 @@ fn issue_one(
     let mut req = CertRequest::new(id, opts.profile.clone());
     req.days = opts.days;
     let issued = issue::sign(&req, &kp, &ca.signer, now)?;
+    let pfx = match &opts.pfx {
+        None => None,
+        Some(p) => {
+            let enc = if p.legacy {
+                crate::pfx::PfxEncryption::Legacy
+            } else {
+                crate::pfx::PfxEncryption::Modern
+            };
+            let der = crate::pfx::build_pfx(
+                key.pkcs8_der(),
+                &issued.der,
+                &ca.chain,
+                p.password.expose(),
+                id,
+                enc,
+            )
+            .map_err(|e| Error::Issue {
+                subject: id.into(),
+                reason: e.to_string(),
+            })?;
+            Some(zeroize::Zeroizing::new(der))
+        }
+    };
+    Ok(Prepared {
+        key_pem: fresh.then(|| key.to_pem()),
+        cert_pem: issued.pem(),
+        full_chain_pem: ca.full_chain_pem(&issued.der),
+        pfx,
+        warnings: issued.warnings,
+        files,
+    })
+}
+
+/// The I/O part: the files of one prepared device, key first so that a crash
+/// never leaves a certificate without its key.
+fn write_one(home: &Home, p: Prepared) -> Result<(Vec<Written>, Vec<String>)> {
+    let f = &p.files;
     let mut written = Vec::with_capacity(4);
-    // Key first: a crash never leaves a certificate without its key.
-    if fresh {
-        home.write_new(&f.key, key.to_pem().as_bytes(), FileKind::Secret, false)?;
+    let mut wrote = |what: &str, path: &Path| {
         written.push(Written {
-            what: "device key".into(),
-            path: f.key.clone(),
-        });
+            what: what.into(),
+            path: path.to_path_buf(),
+        })
+    };
+    if let Some(key_pem) = &p.key_pem {
+        home.write_new(&f.key, key_pem.as_bytes(), FileKind::Secret, false)?;
+        wrote("device key", &f.key);
     }
-    home.write_new(&f.cert, issued.pem().as_bytes(), FileKind::Public, false)?;
-    written.push(Written {
-        what: "device certificate".into(),
-        path: f.cert.clone(),
-    });
+    home.write_new(&f.cert, p.cert_pem.as_bytes(), FileKind::Public, false)?;
+    wrote("device certificate", &f.cert);
     home.write_new(
         &f.full_chain,
-        ca.full_chain_pem(&issued.der).as_bytes(),
+        p.full_chain_pem.as_bytes(),
         FileKind::Public,
         false,
     )?;
-    written.push(Written {
-        what: "device full chain".into(),
-        path: f.full_chain.clone(),
-    });
-    if let Some(p) = &opts.pfx {
-        let enc = if p.legacy {
-            crate::pfx::PfxEncryption::Legacy
-        } else {
-            crate::pfx::PfxEncryption::Modern
-        };
-        let der = crate::pfx::build_pfx(
-            key.pkcs8_der(),
-            &issued.der,
-            &ca.chain,
-            p.password.expose(),
-            id,
-            enc,
-        )
-        .map_err(|e| Error::Issue {
-            subject: id.into(),
-            reason: e.to_string(),
-        })?;
-        home.write_new(&f.pfx, &der, FileKind::Secret, false)?;
-        written.push(Written {
-            what: "device PFX".into(),
-            path: f.pfx.clone(),
-        });
+    wrote("device full chain", &f.full_chain);
+    if let Some(der) = &p.pfx {
+        home.write_new(&f.pfx, der, FileKind::Secret, false)?;
+        wrote("device PFX", &f.pfx);
     }
-    Ok((written, issued.warnings))
+    Ok((written, p.warnings))
 }
 
 /// Checks a verification code: 1–64 characters of letters, digits and `- . _ :`.
