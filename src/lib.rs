@@ -14,6 +14,7 @@
 //!   registry and the simulated DPS decision.
 //! - [`audit`]: checking a fleet of device certificates against a CA.
 //! - [`pfx`]: PKCS#12 files for device applications.
+//! - [`text`]: escaping untrusted strings for terminals and logs.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -33,6 +34,7 @@ pub mod problem;
 pub mod profile;
 pub mod provision;
 pub mod store;
+pub mod text;
 pub mod verify;
 
 pub use error::{Error, Result};
