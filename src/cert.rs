@@ -16,7 +16,7 @@ use x509_parser::public_key::PublicKey;
 use crate::error::{Error, Result};
 
 /// Largest certificate file iotca reads; anything bigger is refused unread.
-pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+pub const MAX_FILE_BYTES: u64 = crate::home::MAX_BUNDLE_BYTES;
 
 /// Why bytes that should hold certificates do not.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -136,32 +136,10 @@ pub fn read_certificates(path: &Path) -> Result<Vec<Vec<u8>>> {
     })
 }
 
-/// Reads a file, refusing anything larger than [`MAX_FILE_BYTES`].
+/// Reads a certificate file or bundle, refusing anything larger than
+/// [`MAX_FILE_BYTES`] (through the one bounded reader, [`crate::home::fs`]).
 pub fn read_limited(path: &Path) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
-    if meta.is_dir() {
-        return Err(Error::BadCertificate {
-            path: path.to_path_buf(),
-            reason: "is a directory, not a certificate file".into(),
-        });
-    }
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(Error::BadCertificate {
-            path: path.to_path_buf(),
-            reason: format!(
-                "is {} bytes; certificate files over {} bytes are refused",
-                meta.len(),
-                MAX_FILE_BYTES
-            ),
-        });
-    }
-    let mut buf = Vec::with_capacity(meta.len() as usize);
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| Error::io(path, e))?;
-    Ok(buf)
+    crate::home::fs::read_bounded(path, MAX_FILE_BYTES, "certificate file")
 }
 
 /// Parses DER that [`split_certificates`] already accepted.

@@ -82,6 +82,46 @@ pub enum Error {
         /// The underlying reason.
         reason: String,
     },
+    /// An input file is a directory or larger than its bound (DESIGN section 3).
+    #[error("{path} {reason}")]
+    TooLarge {
+        /// The file at fault.
+        path: PathBuf,
+        /// Which bound it broke.
+        reason: String,
+    },
+    /// iotca refuses to write through a symbolic link.
+    #[error("{path} is a symbolic link; iotca does not write through links")]
+    Symlink {
+        /// The link.
+        path: PathBuf,
+    },
+    /// A path to write has no parent directory.
+    #[error("{path} has no directory")]
+    NoDirectory {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A thousand archives were made within one second.
+    #[error("{dir}: too many archives in one second")]
+    ArchiveFull {
+        /// The archive directory.
+        dir: PathBuf,
+    },
+    /// The home directory does not exist.
+    #[error(
+        "the home {path} does not exist; create a PKI there with `iotca --home {path} ca init`"
+    )]
+    NoHome {
+        /// The home asked for.
+        path: PathBuf,
+    },
+    /// The home path is not a directory.
+    #[error("the home {path} is not a directory")]
+    HomeNotDirectory {
+        /// The home asked for.
+        path: PathBuf,
+    },
     /// A stored JSON record could not be read.
     #[error("{path}: {reason}")]
     BadRecord {

@@ -11,7 +11,6 @@
 //! Deleting a device moves its file under `archive/<timestamp>/`. Callers
 //! hold [`Home::lock`] around writes.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -19,8 +18,8 @@ use time::OffsetDateTime;
 
 use crate::cert;
 use crate::error::{Error, Result};
+use crate::home::{FileKind, Home, Locked};
 use crate::ids::{self, check_device_id};
-use crate::store::{FileKind, Home};
 
 /// Directory of device identities, relative to the home.
 pub const DEVICES_DIR: &str = "hub/devices";
@@ -149,9 +148,9 @@ impl Registry {
     }
 
     /// Adds a device; refuses when one with that ID exists.
-    pub fn add(&self, device: &Device) -> Result<PathBuf> {
+    pub fn add(&self, lock: &Locked<'_>, device: &Device) -> Result<PathBuf> {
         let path = self.path(&device.device_id)?;
-        if crate::store::exists(&path) {
+        if crate::home::exists(&path) {
             return Err(Error::Invalid(format!(
                 "device '{}' already exists in the hub registry ({}); delete it first",
                 device.device_id,
@@ -161,15 +160,15 @@ impl Registry {
         let mut bytes = serde_json::to_vec_pretty(device)
             .map_err(|e| Error::Invalid(format!("could not encode the device: {e}")))?;
         bytes.push(b'\n');
-        self.home.write_new(&path, &bytes, FileKind::Public, true)?;
+        lock.write_new(&path, &bytes, FileKind::Public, true)?;
         Ok(path)
     }
 
     /// Deletes the device (its file moves under `archive/<timestamp>/`).
     /// Returns the archive directory, or None when there was no such device.
-    pub fn delete(&self, device_id: &str) -> Result<Option<PathBuf>> {
+    pub fn delete(&self, lock: &Locked<'_>, device_id: &str) -> Result<Option<PathBuf>> {
         let path = self.path(device_id)?;
-        self.home.archive(&[&path])
+        lock.archive(&[&path])
     }
 
     /// Every device, sorted by ID; broken files are listed in `errors`.
@@ -200,24 +199,7 @@ impl Registry {
 }
 
 fn read(path: &Path) -> Result<Option<Vec<u8>>> {
-    match fs::symlink_metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(path, e)),
-        Ok(m) if !m.is_file() => {
-            return Err(Error::BadRecord {
-                path: path.to_path_buf(),
-                reason: "is not a regular file".into(),
-            });
-        }
-        Ok(m) if m.len() > 1024 * 1024 => {
-            return Err(Error::BadRecord {
-                path: path.to_path_buf(),
-                reason: "is larger than 1 MiB".into(),
-            });
-        }
-        Ok(_) => {}
-    }
-    fs::read(path).map(Some).map_err(|e| Error::io(path, e))
+    crate::home::fs::read_record(path)
 }
 
 fn parse(path: &Path, bytes: &[u8]) -> Result<Device> {
@@ -248,6 +230,7 @@ pub fn registration_id_is_device_id(registration_id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn registry() -> (tempfile::TempDir, Registry) {
         let t = tempfile::tempdir().unwrap();
@@ -258,14 +241,16 @@ mod tests {
     #[test]
     fn add_get_delete_is_case_sensitive() {
         let (_t, r) = registry();
+        let home = r.home.clone();
+        let l = home.lock().unwrap();
         let now = OffsetDateTime::now_utc();
-        r.add(&Device::ca_signed("Dev-1", now)).unwrap();
+        r.add(&l, &Device::ca_signed("Dev-1", now)).unwrap();
         assert!(r.get("Dev-1").unwrap().is_some());
         assert!(r.get("dev-1").unwrap().is_none());
-        assert!(r.add(&Device::ca_signed("Dev-1", now)).is_err());
-        assert!(r.delete("Dev-1").unwrap().is_some());
+        assert!(r.add(&l, &Device::ca_signed("Dev-1", now)).is_err());
+        assert!(r.delete(&l, "Dev-1").unwrap().is_some());
         assert!(r.get("Dev-1").unwrap().is_none());
-        assert!(r.delete("Dev-1").unwrap().is_none());
+        assert!(r.delete(&l, "Dev-1").unwrap().is_none());
     }
 
     #[test]
@@ -281,8 +266,10 @@ mod tests {
     #[test]
     fn a_broken_file_is_named_and_the_rest_still_list() {
         let (_t, r) = registry();
+        let home = r.home.clone();
+        let l = home.lock().unwrap();
         let now = OffsetDateTime::now_utc();
-        r.add(&Device::ca_signed("good", now)).unwrap();
+        r.add(&l, &Device::ca_signed("good", now)).unwrap();
         let bad = r.path("bad").unwrap();
         fs::write(&bad, b"{\"deviceId\": ").unwrap();
         let l = r.list();

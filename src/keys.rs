@@ -164,7 +164,7 @@ impl Secret {
     /// Reads the first line of a file, without its line ending, as
     /// `openssl -passin file:` does.
     pub fn from_file_first_line(path: &Path) -> crate::Result<Self> {
-        let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| crate::Error::io(path, e))?);
+        let bytes = crate::home::fs::read_secret(path, "passphrase file")?;
         let line = bytes.split(|&b| b == b'\n').next().unwrap_or(&[]);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let s = std::str::from_utf8(line).map_err(|_| {

@@ -7,7 +7,8 @@
 //! - [`keys`]: key generation, reading every key format, PKCS#8 encryption.
 //! - [`profile`]: certificate profiles (the `templates/*.toml`).
 //! - [`issue`]: building and signing certificates from a profile.
-//! - [`store`]: the PKI home: paths, atomic writes, the lock, the archive.
+//! - [`home`]: the PKI home: paths, bounded reads, atomic writes, the lock
+//!   as a type, the archive, CAs, devices and the inventory.
 //! - [`cert`]: reading certificate files and describing certificates.
 //! - [`problem`] and [`verify`]: chain verification with DPS semantics.
 //! - [`enroll`], [`hub`], [`provision`]: DPS enrollments, the IoT hub
@@ -23,18 +24,24 @@ pub mod cert;
 pub mod dps;
 pub mod enroll;
 pub mod error;
+pub mod home;
 pub mod hub;
 pub mod ids;
-pub mod inventory;
 pub mod issue;
 pub mod keys;
 pub mod pfx;
-pub mod pki;
 pub mod problem;
 pub mod profile;
 pub mod provision;
-pub mod store;
 pub mod text;
 pub mod verify;
 
 pub use error::{Error, Result};
+
+// Old module paths, kept while in-flight branches move to `home`.
+#[doc(hidden)]
+pub use home as store;
+#[doc(hidden)]
+pub use home as pki;
+#[doc(hidden)]
+pub use home::inventory;

@@ -102,7 +102,11 @@ impl Profile {
 
     /// Reads a profile from a file (`--template FILE`).
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::home::fs::read_bounded(path, crate::home::MAX_INPUT_BYTES, "template")?;
+        let text = String::from_utf8(bytes).map_err(|_| Error::BadTemplate {
+            path: path.to_path_buf(),
+            reason: "is not UTF-8 text".into(),
+        })?;
         Self::from_toml(&text, path)
     }
 

@@ -40,9 +40,9 @@ use crate::cert;
 use crate::enroll::schema::ProvisioningStatus;
 use crate::enroll::{EnrollmentKind, EnrollmentStore, StoredGroup, StoredIndividual};
 use crate::error::{Error, Result};
+use crate::home::Locked;
 use crate::hub::{Device, Registry};
 use crate::ids;
-use crate::store::Home;
 use crate::verify::{GroupCas, MAX_DEPTH};
 
 /// The hub a device is assigned to when its enrollment lists none.
@@ -491,9 +491,9 @@ fn decide_inner<D: AsRef<[u8]>>(
 /// hub registry (when not already there). An individual enrollment's
 /// device is registered by the leaf's thumbprint (`selfSigned`), a group's
 /// as `certificateAuthority`. Returns the record written, or None when
-/// there was nothing to do. The caller holds [`Home::lock`].
+/// there was nothing to do, under the caller's lock.
 pub fn register(
-    home: &Home,
+    lock: &Locked<'_>,
     decision: &Decision,
     leaf_der: &[u8],
     now: OffsetDateTime,
@@ -505,7 +505,7 @@ pub fn register(
     ) else {
         return Ok(None);
     };
-    let registry = Registry::new(home.clone());
+    let registry = Registry::new(lock.home().clone());
     if registry.get(device_id)?.is_some() {
         return Ok(None);
     }
@@ -513,7 +513,7 @@ pub fn register(
         EnrollmentKind::Individual => Device::with_thumbprint(device_id, leaf_der, now),
         EnrollmentKind::Group => Device::ca_signed(device_id, now),
     };
-    registry.add(&device).map(Some)
+    registry.add(lock, &device).map(Some)
 }
 
 impl crate::audit::EnrollmentLookup for Snapshot {
@@ -537,6 +537,7 @@ impl crate::audit::EnrollmentLookup for Snapshot {
 mod tests {
     use super::*;
     use crate::enroll::schema::{EnrollmentGroup, IndividualEnrollment};
+    use crate::home::Home;
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 
     struct Pki {
@@ -578,13 +579,19 @@ mod tests {
     }
 
     fn group(s: &EnrollmentStore, id: &str, ca: &[u8], status: ProvisioningStatus) {
-        s.create_group(&EnrollmentGroup::x509(id, cert::to_pem(ca), status))
-            .unwrap();
+        s.create_group(
+            &s.home().lock().unwrap(),
+            &EnrollmentGroup::x509(id, cert::to_pem(ca), status),
+        )
+        .unwrap();
     }
 
     fn individual(s: &EnrollmentStore, id: &str, leaf: &[u8], status: ProvisioningStatus) {
-        s.create_individual(&IndividualEnrollment::x509(id, cert::to_pem(leaf), status))
-            .unwrap();
+        s.create_individual(
+            &s.home().lock().unwrap(),
+            &IndividualEnrollment::x509(id, cert::to_pem(leaf), status),
+        )
+        .unwrap();
     }
 
     #[test]
@@ -630,11 +637,10 @@ mod tests {
         assert_eq!(snap.decide(&chain, now).unwrap().status, Status::Disabled);
 
         // Enabled individual: only its own certificate.
-        s.replace_individual(&IndividualEnrollment::x509(
-            "dev-1",
-            cert::to_pem(&p.leaf),
-            Enabled,
-        ))
+        s.replace_individual(
+            &s.home().lock().unwrap(),
+            &IndividualEnrollment::x509("dev-1", cert::to_pem(&p.leaf), Enabled),
+        )
         .unwrap();
         let d = decide(&s, std::slice::from_ref(&p.leaf), now).unwrap();
         assert_eq!(d.status, Status::Assigned);
@@ -645,8 +651,9 @@ mod tests {
         assert_eq!(decide(&s, &fchain, now).unwrap().status, Status::Failed);
 
         // Deleted: back to the group; a disabled group says disabled.
-        s.delete_individual("dev-1").unwrap();
-        s.delete_group("fleet").unwrap();
+        s.delete_individual(&s.home().lock().unwrap(), "dev-1")
+            .unwrap();
+        s.delete_group(&s.home().lock().unwrap(), "fleet").unwrap();
         group(&s, "fleet", &p.inter, Disabled);
         assert_eq!(decide(&s, &chain, now).unwrap().status, Status::Disabled);
     }
@@ -662,7 +669,8 @@ mod tests {
         assert_eq!(d.enrollment.unwrap().id, "z-inter");
         // The root group decides when the device presents the intermediate
         // and only the root is enrolled.
-        s.delete_group("z-inter").unwrap();
+        s.delete_group(&s.home().lock().unwrap(), "z-inter")
+            .unwrap();
         let d = decide(&s, &[p.leaf.clone(), p.inter.clone()], now).unwrap();
         assert_eq!(d.status, Status::Disabled);
         assert_eq!(d.enrollment.unwrap().id, "a-root");
@@ -712,12 +720,18 @@ mod tests {
             IndividualEnrollment::x509("dev-5", cert::to_pem(&p.leaf), ProvisioningStatus::Enabled);
         e.device_id = Some("Device Five".replace(' ', "-"));
         e.iot_hubs = Some(vec!["hub-a.azure-devices.net".into()]);
-        s.create_individual(&e).unwrap();
+        s.create_individual(&s.home().lock().unwrap(), &e).unwrap();
         let d = decide(&s, std::slice::from_ref(&p.leaf), now).unwrap();
         assert_eq!(d.device_id.as_deref(), Some("Device-Five"));
         assert_eq!(d.assigned_hub.as_deref(), Some("hub-a.azure-devices.net"));
-        let path = register(s.home(), &d, &p.leaf, now).unwrap().unwrap();
+        let path = register(&s.home().lock().unwrap(), &d, &p.leaf, now)
+            .unwrap()
+            .unwrap();
         assert!(path.ends_with("hub/devices/Device-Five.json"));
-        assert!(register(s.home(), &d, &p.leaf, now).unwrap().is_none());
+        assert!(
+            register(&s.home().lock().unwrap(), &d, &p.leaf, now)
+                .unwrap()
+                .is_none()
+        );
     }
 }

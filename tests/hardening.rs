@@ -1358,9 +1358,19 @@ fn keys_are_0600_under_a_0700_private_dir_even_with_umask_000() {
                 if mode != 0o600 {
                     failures.push(format!("{}: key mode {mode:o}, want 600", p.display()));
                 }
+                // A key lives under a 0700 directory; a PFX (0600 itself)
+                // sits in certs/, which stays 0755 (issue 12: --pfx once
+                // turned certs/ into 0700).
                 let dir = p.parent().unwrap();
                 let dir_mode = fs::metadata(dir).unwrap().mode() & 0o777;
-                if dir_mode & 0o077 != 0 {
+                if name.ends_with(".pfx") && dir.file_name().is_some_and(|n| n == "certs") {
+                    if dir_mode != 0o755 {
+                        failures.push(format!(
+                            "{}: certs/ has mode {dir_mode:o} after --pfx, want 755",
+                            p.display()
+                        ));
+                    }
+                } else if dir_mode & 0o077 != 0 {
                     failures.push(format!(
                         "{}: a key in a directory with mode {dir_mode:o}",
                         p.display()

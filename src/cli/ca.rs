@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use time::OffsetDateTime;
 
+use iotca::home::Home;
+use iotca::home::{self, InitOptions, IntermediateOptions};
 use iotca::keys::KeyAlgorithm;
-use iotca::pki::{self, InitOptions, IntermediateOptions};
 use iotca::profile::Profile;
-use iotca::store::Home;
 
 use super::{CmdResult, Global, passphrase_from, print_report};
 
@@ -162,7 +162,7 @@ pub fn run(cmd: &CaCommand, g: &Global) -> CmdResult {
                     a.intermediate_template.as_deref(),
                 )?,
             };
-            let report = pki::init_ca(&g.home_dir(), &opts, now)?;
+            let report = home::init_ca(&g.home_dir(), &opts, now)?;
             print_report(&report, g)?;
             Ok(0)
         }
@@ -180,7 +180,7 @@ pub fn run(cmd: &CaCommand, g: &Global) -> CmdResult {
                 force: a.force,
                 profile: Profile::builtin_or_file("intermediate-ca", a.template.as_deref())?,
             };
-            let report = pki::create_intermediate(&home, &opts, now)?;
+            let report = home::create_intermediate(&home, &opts, now)?;
             print_report(&report, g)?;
             Ok(0)
         }

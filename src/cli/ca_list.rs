@@ -4,8 +4,8 @@ use std::io::Write;
 
 use time::OffsetDateTime;
 
-use iotca::inventory::{self, CaNode, Entry};
-use iotca::store::Home;
+use iotca::home::Home;
+use iotca::home::inventory::{self, CaNode, Entry};
 
 use super::{CmdResult, Global, print_json};
 

@@ -12,9 +12,9 @@ use time::OffsetDateTime;
 use iotca::cert;
 use iotca::enroll::schema::ProvisioningStatus;
 use iotca::enroll::{EnrollmentStore, IndividualEnrollment, az};
+use iotca::home::Home;
 use iotca::hub::Registry;
 use iotca::provision::{self, Decision, Status};
-use iotca::store::Home;
 
 use super::enroll::{leaf_file_for_az, preflight, preflight_json, render_preflight};
 use super::{CmdResult, Global, print_json};
@@ -161,7 +161,7 @@ pub fn run(a: &DeprovisionArgs, g: &Global) -> CmdResult {
     let home = home.expect("opened above for --to local");
     let store = EnrollmentStore::new(home.clone());
     let registry = Registry::new(home.clone());
-    let _lock = home.lock()?;
+    let lock = home.lock()?;
 
     // The disabled individual enrollment.
     let existing = store.individual(&a.id)?;
@@ -180,13 +180,13 @@ pub fn run(a: &DeprovisionArgs, g: &Global) -> CmdResult {
         {
             ("unchanged", None)
         }
-        Some(_) => ("replaced", Some(store.replace_individual(&e)?)),
-        None => ("created", Some(store.create_individual(&e)?)),
+        Some(_) => ("replaced", Some(store.replace_individual(&lock, &e)?)),
+        None => ("created", Some(store.create_individual(&lock, &e)?)),
     };
     let path = store.individual_path(&a.id)?;
 
     // The hub identity.
-    let hub_archive = registry.delete(&device_id)?;
+    let hub_archive = registry.delete(&lock, &device_id)?;
 
     // Confirm both, and what DPS now decides.
     let back = store.individual(&a.id)?;

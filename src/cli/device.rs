@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use time::OffsetDateTime;
 
+use iotca::home::Home;
+use iotca::home::{self, DeviceOptions, Existing, PfxOptions};
 use iotca::keys::{KeyAlgorithm, Secret};
-use iotca::pki::{self, DeviceOptions, Existing, PfxOptions};
 use iotca::profile::Profile;
-use iotca::store::Home;
 
 use super::{CmdResult, Global, passphrase_from, print_report};
 
@@ -102,17 +102,13 @@ pub fn run(cmd: &DeviceCommand, g: &Global) -> CmdResult {
 fn read_ids(a: &CreateArgs) -> anyhow::Result<Vec<String>> {
     let mut ids = a.ids.clone();
     if let Some(f) = &a.ids_file {
-        let text = if f.as_os_str() == "-" {
-            std::io::read_to_string(std::io::stdin())?
+        let lines = if f.as_os_str() == "-" {
+            iotca::home::fs::read_lines(std::io::stdin().lock(), "standard input")?
         } else {
-            std::fs::read_to_string(f).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?
+            let file = std::fs::File::open(f).map_err(|e| iotca::Error::io(f, e))?;
+            iotca::home::fs::read_lines(file, &f.display().to_string())?
         };
-        ids.extend(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_string),
-        );
+        ids.extend(lines);
     }
     if ids.is_empty() {
         anyhow::bail!("give at least one device ID, or --ids-file FILE");
@@ -149,13 +145,13 @@ fn pfx_password(a: &CreateArgs) -> anyhow::Result<Option<PfxOptions>> {
 
 fn create(a: &CreateArgs, g: &Global) -> CmdResult {
     let ids = read_ids(a)?;
-    pki::check_device_ids(&ids, a.allow_any_cn)?;
+    home::check_device_ids(&ids, a.allow_any_cn)?;
     let home = Home::open(&g.home_dir())?;
     let opts = DeviceOptions {
         ca: a
             .ca
             .clone()
-            .unwrap_or_else(|| pki::default_device_ca(&home).to_string()),
+            .unwrap_or_else(|| home::default_device_ca(&home).to_string()),
         algorithm: a.algorithm,
         days: a.days,
         existing: if a.force {
@@ -173,7 +169,7 @@ fn create(a: &CreateArgs, g: &Global) -> CmdResult {
     };
     let bar = progress_bar(opts.ids.len() as u64, g.quiet);
     let tick = || bar.inc(1);
-    let report = pki::create_devices(&home, &opts, OffsetDateTime::now_utc(), &tick);
+    let report = home::create_devices(&home, &opts, OffsetDateTime::now_utc(), &tick);
     bar.finish_and_clear();
     let report = report?;
     if opts.pfx.is_some() && !g.quiet {

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use time::OffsetDateTime;
 
 use iotca::dps::{EmulatorCa, Registrations, Server, ServerConfig};
-use iotca::store::Home;
+use iotca::home::Home;
 
 use super::{CmdResult, Global, print_json};
 

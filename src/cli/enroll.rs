@@ -17,8 +17,8 @@ use iotca::enroll::{
     self, CheckProblem, EnrollmentGroup, EnrollmentStore, IndividualEnrollment, Preflight, az,
 };
 use iotca::error::Error;
+use iotca::home::{self, Home};
 use iotca::ids;
-use iotca::store::{self, Home};
 use iotca::verify::GroupCas;
 
 use super::{CmdResult, Global, print_json};
@@ -721,14 +721,17 @@ fn delete(a: &IdArgs, g: &Global) -> CmdResult {
     let home = Home::open(&g.home_dir())?;
     let store = EnrollmentStore::new(home.clone());
     store.individual_path(&a.id)?;
-    let _lock = home.lock()?;
-    let (kind, archived) = if !a.group && store::exists(&store.individual_path(&a.id)?) {
+    let lock = home.lock()?;
+    let (kind, archived) = if !a.group && home::exists(&store.individual_path(&a.id)?) {
         (
             enroll::EnrollmentKind::Individual,
-            store.delete_individual(&a.id)?,
+            store.delete_individual(&lock, &a.id)?,
         )
     } else {
-        (enroll::EnrollmentKind::Group, store.delete_group(&a.id)?)
+        (
+            enroll::EnrollmentKind::Group,
+            store.delete_group(&lock, &a.id)?,
+        )
     };
     let Some(dir) = archived else {
         return not_found(&a.id, g);

@@ -8,8 +8,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use iotca::cert;
+use iotca::home::Home;
 use iotca::hub::{DEVICE_NOT_FOUND, Device, Registry};
-use iotca::store::Home;
 
 use super::{CmdResult, Global, print_json};
 
@@ -160,8 +160,8 @@ fn add(a: &AddArgs, g: &Global) -> CmdResult {
         }
         None => Device::ca_signed(&a.id, now),
     };
-    let _lock = home.lock()?;
-    let path = reg.add(&device)?;
+    let lock = home.lock()?;
+    let path = reg.add(&lock, &device)?;
     if g.json {
         print_json(&device)?;
     } else if !g.quiet {
@@ -189,8 +189,8 @@ fn show(a: &IdArg, g: &Global) -> CmdResult {
 fn delete(a: &IdArg, g: &Global) -> CmdResult {
     let (home, reg) = registry(g)?;
     reg.path(&a.id)?;
-    let _lock = home.lock()?;
-    match reg.delete(&a.id)? {
+    let lock = home.lock()?;
+    match reg.delete(&lock, &a.id)? {
         Some(dir) => {
             if g.json {
                 print_json(

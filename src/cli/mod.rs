@@ -241,7 +241,7 @@ pub fn passphrase_from(
 }
 
 /// Prints what a command wrote (text or JSON) and its warnings on stderr.
-pub fn print_report(report: &iotca::pki::Report, g: &Global) -> anyhow::Result<()> {
+pub fn print_report(report: &iotca::home::Report, g: &Global) -> anyhow::Result<()> {
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
@@ -289,7 +289,7 @@ pub fn enrollment_lookup(
     if !dir.join("dps").is_dir() {
         return Ok(None);
     }
-    let home = iotca::store::Home::open(&dir)?;
+    let home = iotca::home::Home::open(&dir)?;
     let snapshot = iotca::provision::Snapshot::load(&iotca::enroll::EnrollmentStore::new(home));
     Ok(Some(Box::new(snapshot)))
 }

@@ -9,8 +9,8 @@ use time::format_description::well_known::Rfc3339;
 
 use iotca::cert;
 use iotca::enroll::EnrollmentStore;
+use iotca::home::Home;
 use iotca::provision::{self, Status};
-use iotca::store::Home;
 
 use super::{CmdResult, Global, print_json};
 
@@ -74,8 +74,8 @@ pub fn run(a: &ProvisionArgs, g: &Global) -> CmdResult {
         eprintln!("warning: {w}");
     }
     let registered = if a.register && decision.status == Status::Assigned {
-        let _lock = home.lock()?;
-        provision::register(&home, &decision, &chain[0], now)?
+        let lock = home.lock()?;
+        provision::register(&lock, &decision, &chain[0], now)?
     } else {
         None
     };

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use clap::Args;
 use time::OffsetDateTime;
 
+use iotca::home;
+use iotca::home::Home;
 use iotca::keys::KeyAlgorithm;
-use iotca::pki;
 use iotca::profile::Profile;
-use iotca::store::Home;
 
 use super::{CmdResult, Global, passphrase_from, print_report};
 
@@ -55,11 +55,11 @@ pub struct VerificationCertArgs {
 
 /// Runs `verification-cert`.
 pub fn run(a: &VerificationCertArgs, g: &Global) -> CmdResult {
-    pki::check_verification_code(&a.code)?;
+    home::check_verification_code(&a.code)?;
     let home = Home::open(&g.home_dir())?;
     let profile = Profile::builtin_or_file("verification", a.template.as_deref())?;
     let pass = passphrase_from(a.passphrase_file.as_deref())?;
-    let report = pki::create_verification_cert(
+    let report = home::create_verification_cert(
         &home,
         &a.code,
         &a.ca,

@@ -25,11 +25,11 @@ use zeroize::Zeroizing;
 use crate::cert;
 use crate::enroll::Listing;
 use crate::error::{Error, Result};
+use crate::home::{FileKind, Home, Locked};
 use crate::ids;
 use crate::issue::{self, CertRequest, Signer};
 use crate::keys::{KeyAlgorithm, PrivateKey};
 use crate::profile::Profile;
-use crate::store::{FileKind, Home};
 
 /// The emulator CA's certificate, relative to the home.
 pub const CA_CERT: &str = "certs/iotca-dps-server-ca.cert.pem";
@@ -78,10 +78,10 @@ impl EmulatorCa {
     pub fn ensure(home: &Home, now: OffsetDateTime) -> Result<EmulatorCa> {
         let cert_path = home.path(CA_CERT);
         let key_path = home.path(CA_KEY);
-        let _lock = home.lock()?;
+        let lock = home.lock()?;
         match (
-            crate::store::exists(&cert_path),
-            crate::store::exists(&key_path),
+            crate::home::exists(&cert_path),
+            crate::home::exists(&key_path),
         ) {
             (true, true) => Self::load(home, &cert_path, &key_path),
             (false, false) => {
@@ -93,8 +93,8 @@ impl EmulatorCa {
                 req.days = Some(CA_DAYS);
                 req.pathlen = Some(0);
                 let issued = issue::self_signed(&req, &key, now)?;
-                home.write_new(&key_path, key.to_pem().as_bytes(), FileKind::Secret, true)?;
-                home.write_new(&cert_path, issued.pem().as_bytes(), FileKind::Public, true)?;
+                lock.write_new(&key_path, key.to_pem().as_bytes(), FileKind::Secret, true)?;
+                lock.write_new(&cert_path, issued.pem().as_bytes(), FileKind::Public, true)?;
                 let signer = Signer::new(&issued.der, &key)?;
                 Ok(EmulatorCa {
                     cert_der: issued.der,
@@ -126,7 +126,7 @@ impl EmulatorCa {
                 path: cert_path.to_path_buf(),
                 reason: "holds no certificate".into(),
             })?;
-        let key = crate::pki::load_key(key_path, None)?;
+        let key = crate::home::load_key(key_path, None)?;
         let signer = Signer::new(&der, &key).map_err(|e| Error::BadKey {
             path: key_path.to_path_buf(),
             reason: e.to_string(),
@@ -155,9 +155,9 @@ impl EmulatorCa {
         req.days = Some(SERVER_DAYS);
         req.subject_alt_names = SERVER_NAMES.iter().map(|s| s.to_string()).collect();
         let issued = issue::sign(&req, &kp, &self.signer, now)?;
-        let _lock = self.home.lock()?;
-        self.home.archive(&[&self.home.path(SERVER_CERT)])?;
-        self.home.write_new(
+        let lock = self.home.lock()?;
+        lock.archive(&[&self.home.path(SERVER_CERT)])?;
+        lock.write_new(
             &self.home.path(SERVER_CERT),
             issued.pem().as_bytes(),
             FileKind::Public,
@@ -268,13 +268,13 @@ impl Registrations {
         read(&path)
     }
 
-    /// Writes (or replaces) a record. The caller holds [`Home::lock`].
-    pub fn put(&self, state: &RegistrationState) -> Result<PathBuf> {
+    /// Writes (or replaces) a record under the caller's lock.
+    pub fn put(&self, lock: &Locked<'_>, state: &RegistrationState) -> Result<PathBuf> {
         let path = self.path(&state.registration_id)?;
         let mut bytes = serde_json::to_vec_pretty(state)
             .map_err(|e| Error::Invalid(format!("could not encode the registration: {e}")))?;
         bytes.push(b'\n');
-        self.home.write_replace(&path, &bytes, FileKind::Public)?;
+        lock.write_replace(&path, &bytes, FileKind::Public)?;
         Ok(path)
     }
 
@@ -395,7 +395,7 @@ mod tests {
         std::fs::remove_file(home.path(CA_KEY)).unwrap();
         let e = EmulatorCa::ensure(&home, now).unwrap_err().to_string();
         assert!(e.contains("does not"), "{e}");
-        assert!(crate::store::exists(&home.path(CA_CERT)));
+        assert!(crate::home::exists(&home.path(CA_CERT)));
     }
 
     #[test]
@@ -416,7 +416,7 @@ mod tests {
             last_updated_date_time_utc: None,
             etag: Some(new_etag()),
         };
-        let p = r.put(&s).unwrap();
+        let p = r.put(&home.lock().unwrap(), &s).unwrap();
         assert!(p.ends_with("dps/registrations/dev-1.json"));
         assert_eq!(r.get("DEV-1").unwrap().unwrap(), s);
         let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();

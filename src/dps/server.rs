@@ -67,9 +67,9 @@ use super::mqtt::{self, ConnectReturnCode, DecodeError, Packet, Publish};
 use crate::cert;
 use crate::enroll::EnrollmentStore;
 use crate::error::{Error, Result};
+use crate::home::Home;
 use crate::ids;
 use crate::provision::{self, Decision, Status};
-use crate::store::Home;
 
 /// The port the device SDKs use.
 pub const DEFAULT_PORT: u16 = 8883;
@@ -945,9 +945,9 @@ fn commit(
         .clone()
         .ok_or_else(|| Error::Invalid("the decision has no registration ID".into()))?;
     let _inner = shared.writer.lock().unwrap_or_else(|p| p.into_inner());
-    let _lock = shared.home.lock()?;
+    let lock = shared.home.lock()?;
     if decision.status == Status::Assigned {
-        provision::register(&shared.home, decision, leaf, now)?;
+        provision::register(&lock, decision, leaf, now)?;
     }
     let t = cert::rfc3339(now);
     let created = match shared.registrations.get(&registration_id) {
@@ -975,7 +975,7 @@ fn commit(
         last_updated_date_time_utc: Some(t),
         etag: Some(emulator::new_etag()),
     };
-    shared.registrations.put(&state)?;
+    shared.registrations.put(&lock, &state)?;
     Ok(state)
 }
 

@@ -21,8 +21,6 @@
 //! the file; listings collect such errors beside the readable records, so
 //! one broken file never hides the others.
 
-use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
@@ -30,15 +28,15 @@ use serde::de::DeserializeOwned;
 use super::schema::{EnrollmentGroup, IndividualEnrollment, X509Certificates};
 use crate::cert;
 use crate::error::{Error, Result};
+use crate::home::{FileKind, Home, Locked};
 use crate::ids;
-use crate::store::{FileKind, Home};
 
 /// Directory of individual enrollments, relative to the home.
 pub const ENROLLMENTS_DIR: &str = "dps/enrollments";
 /// Directory of enrollment groups, relative to the home.
 pub const GROUPS_DIR: &str = "dps/enrollmentGroups";
 /// Largest record file read (a record holds one or two certificates).
-pub const MAX_RECORD_BYTES: u64 = 1024 * 1024;
+pub const MAX_RECORD_BYTES: u64 = crate::home::MAX_INPUT_BYTES;
 
 /// An individual enrollment read from the store, with its certificates decoded.
 #[derive(Debug, Clone)]
@@ -137,28 +135,36 @@ impl EnrollmentStore {
 
     /// Writes a new individual enrollment; refuses ([`Error::Exists`]) when
     /// one exists for that registration ID.
-    pub fn create_individual(&self, e: &IndividualEnrollment) -> Result<Written> {
+    pub fn create_individual(
+        &self,
+        lock: &Locked<'_>,
+        e: &IndividualEnrollment,
+    ) -> Result<Written> {
         let path = self.individual_path(&e.registration_id)?;
-        self.write(&path, e, false)
+        self.write(lock, &path, e, false)
     }
 
     /// Writes an individual enrollment, moving any existing one for that
     /// registration ID under `archive/<timestamp>/` first.
-    pub fn replace_individual(&self, e: &IndividualEnrollment) -> Result<Written> {
+    pub fn replace_individual(
+        &self,
+        lock: &Locked<'_>,
+        e: &IndividualEnrollment,
+    ) -> Result<Written> {
         let path = self.individual_path(&e.registration_id)?;
-        self.write(&path, e, true)
+        self.write(lock, &path, e, true)
     }
 
     /// Writes a new enrollment group; refuses ([`Error::Exists`]) when it exists.
-    pub fn create_group(&self, g: &EnrollmentGroup) -> Result<Written> {
+    pub fn create_group(&self, lock: &Locked<'_>, g: &EnrollmentGroup) -> Result<Written> {
         let path = self.group_path(&g.enrollment_group_id)?;
-        self.write(&path, g, false)
+        self.write(lock, &path, g, false)
     }
 
     /// Writes an enrollment group, archiving any existing one with that ID.
-    pub fn replace_group(&self, g: &EnrollmentGroup) -> Result<Written> {
+    pub fn replace_group(&self, lock: &Locked<'_>, g: &EnrollmentGroup) -> Result<Written> {
         let path = self.group_path(&g.enrollment_group_id)?;
-        self.write(&path, g, true)
+        self.write(lock, &path, g, true)
     }
 
     /// Stores an individual enrollment under the home's lock (an existing
@@ -170,11 +176,11 @@ impl EnrollmentStore {
         e: &IndividualEnrollment,
         replace: bool,
     ) -> Result<(Written, StoredIndividual)> {
-        let _lock = self.home.lock()?;
+        let lock = self.home.lock()?;
         let written = if replace {
-            self.replace_individual(e)?
+            self.replace_individual(&lock, e)?
         } else {
-            self.create_individual(e).map_err(|err| match err {
+            self.create_individual(&lock, e).map_err(|err| match err {
                 Error::Exists { path } => Error::Invalid(format!(
                     "an enrollment for '{id}' already exists ({}); delete it with `iotca enroll delete {id}` or replace it with --force",
                     path.display(),
@@ -199,11 +205,11 @@ impl EnrollmentStore {
         g: &EnrollmentGroup,
         replace: bool,
     ) -> Result<(Written, StoredGroup)> {
-        let _lock = self.home.lock()?;
+        let lock = self.home.lock()?;
         let written = if replace {
-            self.replace_group(g)?
+            self.replace_group(&lock, g)?
         } else {
-            self.create_group(g).map_err(|err| match err {
+            self.create_group(&lock, g).map_err(|err| match err {
                 Error::Exists { path } => Error::Invalid(format!(
                     "enrollment group '{id}' already exists ({}); delete it with `iotca enroll delete {id} --group` or replace it with --force",
                     path.display(),
@@ -225,16 +231,16 @@ impl EnrollmentStore {
     /// Deletes the individual enrollment `id` by moving its file under
     /// `archive/<timestamp>/`. Returns the archive directory, or None when
     /// there was no such enrollment.
-    pub fn delete_individual(&self, id: &str) -> Result<Option<PathBuf>> {
+    pub fn delete_individual(&self, lock: &Locked<'_>, id: &str) -> Result<Option<PathBuf>> {
         let path = self.individual_path(id)?;
-        self.home.archive(&[&path])
+        lock.archive(&[&path])
     }
 
     /// Deletes the enrollment group `id` (moved under `archive/`), as
     /// [`EnrollmentStore::delete_individual`].
-    pub fn delete_group(&self, id: &str) -> Result<Option<PathBuf>> {
+    pub fn delete_group(&self, lock: &Locked<'_>, id: &str) -> Result<Option<PathBuf>> {
         let path = self.group_path(id)?;
-        self.home.archive(&[&path])
+        lock.archive(&[&path])
     }
 
     /// Every individual enrollment; broken files are listed in `errors`.
@@ -249,6 +255,7 @@ impl EnrollmentStore {
 
     fn write<T: serde::Serialize>(
         &self,
+        lock: &Locked<'_>,
         path: &Path,
         record: &T,
         replace: bool,
@@ -257,11 +264,11 @@ impl EnrollmentStore {
             .map_err(|e| Error::Invalid(format!("could not encode the record: {e}")))?;
         bytes.push(b'\n');
         let archived_to = if replace {
-            self.home.archive(&[path])?
+            lock.archive(&[path])?
         } else {
             None
         };
-        self.home.write_new(path, &bytes, FileKind::Public, true)?;
+        lock.write_new(path, &bytes, FileKind::Public, true)?;
         Ok(Written {
             path: path.to_path_buf(),
             archived_to,
@@ -322,31 +329,9 @@ fn bad(path: &Path, reason: impl Into<String>) -> Error {
     }
 }
 
-/// Reads a record file; None when it does not exist.
+/// Reads a record file (at most [`MAX_RECORD_BYTES`]); None when it does not exist.
 fn read_record(path: &Path) -> Result<Option<Vec<u8>>> {
-    let file = match fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(path, e)),
-    };
-    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
-    if !meta.is_file() {
-        return Err(bad(path, "is not a regular file"));
-    }
-    if meta.len() > MAX_RECORD_BYTES {
-        return Err(bad(
-            path,
-            format!(
-                "is {} bytes; records over {MAX_RECORD_BYTES} bytes are refused",
-                meta.len()
-            ),
-        ));
-    }
-    let mut buf = Vec::new();
-    file.take(MAX_RECORD_BYTES + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| Error::io(path, e))?;
-    Ok(Some(buf))
+    crate::home::fs::read_record(path)
 }
 
 fn parse_json<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T> {

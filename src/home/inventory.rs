@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use crate::cert;
 use crate::error::{Error, Result};
-use crate::store::{self, Home};
+use crate::home::{self, Home};
 
 /// One certificate found in `certs/`.
 #[derive(Debug, Clone, Serialize)]
@@ -76,8 +76,8 @@ fn ca_name_for(file_name: &str) -> String {
 
 fn key_for(home: &Home, name: &str) -> PathBuf {
     match name {
-        "root" => home.path(store::ROOT_KEY),
-        "intermediate" => home.path(store::INTERMEDIATE_KEY),
+        "root" => home.path(home::ROOT_KEY),
+        "intermediate" => home.path(home::INTERMEDIATE_KEY),
         other => home.path(format!("private/{other}.key.pem")),
     }
 }
@@ -126,9 +126,9 @@ pub fn scan(home: &Home, now: OffsetDateTime) -> Result<Inventory> {
                 .to_string()
         };
         let has_key = if is_ca {
-            store::exists(&key_for(home, &name))
+            home::exists(&key_for(home, &name))
         } else {
-            store::exists(&home.path(format!("private/{name}.key.pem")))
+            home::exists(&home.path(format!("private/{name}.key.pem")))
         };
         let not_after = c.validity().not_after.to_datetime();
         found.push(Found {
