@@ -204,8 +204,11 @@ fn params_for(
 ) -> Result<(CertificateParams, Vec<String>)> {
     let profile = &req.profile;
     let days = req.days.unwrap_or(profile.days);
-    if days == 0 {
-        return Err(Error::Invalid("--days must be at least 1".into()));
+    if days == 0 || days > crate::profile::MAX_DAYS {
+        return Err(Error::Invalid(format!(
+            "--days {days} is out of range: 1 to {} (100 years)",
+            crate::profile::MAX_DAYS
+        )));
     }
     if req.common_name.is_empty() || req.common_name.len() > 64 {
         return Err(Error::Invalid(format!(
@@ -221,7 +224,9 @@ fn params_for(
     );
     let now = now.replace_nanosecond(0).unwrap_or(now);
     params.not_before = now - BACKDATE;
-    params.not_after = now + Duration::days(i64::from(days));
+    params.not_after = now
+        .checked_add(Duration::days(i64::from(days)))
+        .ok_or_else(|| Error::Invalid(format!("--days {days} reaches past the year 9999")))?;
     params.serial_number = Some(random_serial());
     params.is_ca = if profile.ca {
         match req.pathlen.or(profile.pathlen) {

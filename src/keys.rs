@@ -248,20 +248,26 @@ impl PrivateKey {
         if !bytes.windows(11).any(|w| w == b"-----BEGIN ") {
             return Self::from_pkcs8_der(bytes);
         }
-        let blocks = pem::parse_many(bytes).map_err(|e| KeyError::Malformed(e.to_string()))?;
-        let block = blocks
-            .into_iter()
-            .find(|b| b.tag().ends_with("PRIVATE KEY"))
-            .ok_or_else(|| KeyError::Malformed("no PRIVATE KEY block in the PEM".into()))?;
-        if block
-            .headers()
-            .get("Proc-Type")
-            .is_some_and(|v| v.contains("ENCRYPTED"))
-        {
+        // Every parsed block's contents move into a zeroizing buffer, the
+        // key's and any other's, so no decoded key bytes outlive this call.
+        let mut found: Option<(String, bool, Zeroizing<Vec<u8>>)> = None;
+        for block in pem::parse_many(bytes).map_err(|e| KeyError::Malformed(e.to_string()))? {
+            let tag = block.tag().to_string();
+            let legacy = block
+                .headers()
+                .get("Proc-Type")
+                .is_some_and(|v| v.contains("ENCRYPTED"));
+            let contents = Zeroizing::new(block.into_contents());
+            if found.is_none() && tag.ends_with("PRIVATE KEY") {
+                found = Some((tag, legacy, contents));
+            }
+        }
+        let (tag, legacy, der) =
+            found.ok_or_else(|| KeyError::Malformed("no PRIVATE KEY block in the PEM".into()))?;
+        if legacy {
             return Err(KeyError::LegacyEncrypted);
         }
-        let der = Zeroizing::new(block.contents().to_vec());
-        match block.tag() {
+        match tag.as_str() {
             "PRIVATE KEY" => Self::from_pkcs8_der(&der),
             "ENCRYPTED PRIVATE KEY" => {
                 let pass = passphrase.ok_or(KeyError::NeedsPassphrase)?;
@@ -389,10 +395,7 @@ impl PrivateKey {
 
     /// Unencrypted PKCS#8 PEM (`PRIVATE KEY`), zeroized when dropped.
     pub fn to_pem(&self) -> Zeroizing<String> {
-        Zeroizing::new(pem::encode_config(
-            &pem::Pem::new("PRIVATE KEY", self.pkcs8.to_vec()),
-            pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
-        ))
+        secret_pem("PRIVATE KEY", &self.pkcs8)
     }
 
     /// Encrypted PKCS#8 PEM (`ENCRYPTED PRIVATE KEY`): PBES2 with
@@ -411,11 +414,7 @@ impl PrivateKey {
         let doc = info
             .encrypt_with_params(params, passphrase.expose().as_bytes())
             .map_err(|e| KeyError::Malformed(e.to_string()))?;
-        let der = Zeroizing::new(doc.as_bytes().to_vec());
-        Ok(Zeroizing::new(pem::encode_config(
-            &pem::Pem::new("ENCRYPTED PRIVATE KEY", der.to_vec()),
-            pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
-        )))
+        Ok(secret_pem("ENCRYPTED PRIVATE KEY", doc.as_bytes()))
     }
 
     /// The key as an rcgen signing key.
@@ -501,8 +500,44 @@ fn rustls_pki_types_der(der: &[u8]) -> rustls_pki_types::PrivatePkcs8KeyDer<'_> 
     rustls_pki_types::PrivatePkcs8KeyDer::from(der)
 }
 
+/// PEM (RFC 7468, 64-column lines, LF) of secret DER, built in buffers
+/// that are zeroized when dropped: the base64 text is the key too.
+fn secret_pem(tag: &str, der: &[u8]) -> Zeroizing<String> {
+    use base64::Engine as _;
+    let mut b64 = Zeroizing::new(String::with_capacity(der.len().div_ceil(3) * 4));
+    base64::engine::general_purpose::STANDARD.encode_string(der, &mut b64);
+    let lines = b64.len().div_ceil(64);
+    let mut out = Zeroizing::new(String::with_capacity(
+        b64.len() + lines + 2 * tag.len() + 40,
+    ));
+    out.push_str("-----BEGIN ");
+    out.push_str(tag);
+    out.push_str("-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        // base64 output is ASCII, so every chunk is valid UTF-8.
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str("-----END ");
+    out.push_str(tag);
+    out.push_str("-----\n");
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn secret_pem_matches_the_pem_crate() {
+        for len in [0usize, 1, 47, 48, 49, 121, 1217] {
+            let der: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let want = pem::encode_config(
+                &pem::Pem::new("PRIVATE KEY", der.clone()),
+                pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+            );
+            assert_eq!(*super::secret_pem("PRIVATE KEY", &der), want, "{len}");
+        }
+    }
+
     use super::*;
 
     #[test]

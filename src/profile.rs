@@ -47,6 +47,10 @@ pub const EXTENDED_KEY_USAGES: [&str; 6] = [
     "OCSPSigning",
 ];
 
+/// The longest validity iotca issues, in days (100 years): the bound of
+/// `--days` and of a template's `days`.
+pub const MAX_DAYS: u32 = 36500;
+
 /// A certificate profile: what goes into a certificate besides its subject and key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -59,7 +63,7 @@ pub struct Profile {
     /// Default subject CN (CAs only; devices use their ID).
     #[serde(default)]
     pub common_name: Option<String>,
-    /// Default validity in days.
+    /// Default validity in days (1 to [`MAX_DAYS`]).
     pub days: u32,
     /// basicConstraints cA (always written, critical).
     pub ca: bool,
@@ -138,8 +142,11 @@ impl Profile {
     }
 
     fn check(&self) -> std::result::Result<(), String> {
-        if self.days == 0 {
-            return Err("days must be at least 1".into());
+        if self.days == 0 || self.days > MAX_DAYS {
+            return Err(format!(
+                "days = {} is out of range: 1 to {MAX_DAYS} (100 years), as on the command line",
+                self.days
+            ));
         }
         for u in self.key_usage.iter().chain(&self.rsa_key_usage) {
             if !KEY_USAGES.contains(&u.as_str()) {
@@ -235,6 +242,10 @@ mod tests {
         assert!(Profile::from_toml(base, p).is_ok());
         for (bad, why) in [
             ("name='x'\ndays=0\nca=false\nkey_usage=[]\n", "days"),
+            (
+                "name='x'\ndays=3000000\nca=false\nkey_usage=[]\n",
+                "out of range",
+            ),
             (
                 "name='x'\ndays=1\nca=false\nkey_usage=['sign']\n",
                 "unknown key usage",

@@ -1582,3 +1582,137 @@ fn passphrases_and_private_keys_never_appear_in_any_output() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let _ = std::io::stdout().flush();
 }
+
+/// Issue 12: a template's `days` is bounded like `--days`; 3,000,000 days
+/// once panicked in the time arithmetic (exit 101 with a backtrace).
+#[test]
+fn a_template_with_absurd_days_is_refused_not_a_panic() {
+    let f = Fixture::new();
+    let t = f.out("long.toml");
+    let base = String::from_utf8(f.ok(&["template", "show", "device"]).stdout).unwrap();
+    let patched: String = base
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("days") {
+                "days = 3000000"
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(patched.contains("days = 3000000"), "{base}");
+    fs::write(&t, patched).unwrap();
+    let o = f.run(&["device", "create", "d1", "--template", t.to_str().unwrap()]);
+    no_panic(&o.stderr, "template days");
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("long.toml") && e.contains("out of range"), "{e}");
+    assert!(!f.p("certs/d1.cert.pem").exists());
+}
+
+/// Issue 12: inputs over DESIGN section 3's bounds are refused naming the
+/// file and the bound, without reading the rest (sparse files: nothing is
+/// really written).
+#[test]
+fn oversized_keys_passphrases_templates_and_id_lists_are_refused_naming_the_bound() {
+    let f = Fixture::new();
+    let sparse = |name: &str, len: u64| {
+        let p = f.out(name);
+        fs::File::create(&p).unwrap().set_len(len).unwrap();
+        p
+    };
+    let pass = sparse("pass.txt", 2 * 1024 * 1024);
+    let o = f.run(&[
+        "ca",
+        "intermediate",
+        "x",
+        "--passphrase-file",
+        pass.to_str().unwrap(),
+    ]);
+    let e = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(e.contains("pass.txt") && e.contains("1 MiB"), "{e}");
+
+    let tpl = sparse("big.toml", 2 * 1024 * 1024);
+    let o = f.run(&[
+        "device",
+        "create",
+        "d1",
+        "--template",
+        tpl.to_str().unwrap(),
+    ]);
+    let e = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(e.contains("big.toml") && e.contains("1 MiB"), "{e}");
+
+    let ids = f.out("ids.txt");
+    let mut text = String::from("good-1\n");
+    text.push_str(&"x".repeat(5000));
+    text.push('\n');
+    fs::write(&ids, text).unwrap();
+    let o = f.run(&["device", "create", "--ids-file", ids.to_str().unwrap()]);
+    let e = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(
+        e.contains("ids.txt: line 2") && e.contains("1024 bytes"),
+        "{e}"
+    );
+    assert!(!f.p("certs/good-1.cert.pem").exists(), "nothing is written");
+
+    // A key file over the bound (the intermediate's key replaced by a big one).
+    let key = f.p("private/azure-iot-test-only.intermediate.key.pem");
+    fs::remove_file(&key).unwrap();
+    fs::File::create(&key)
+        .unwrap()
+        .set_len(3 * 1024 * 1024)
+        .unwrap();
+    let o = f.run(&["device", "create", "d2"]);
+    let e = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(
+        e.contains("intermediate.key.pem") && e.contains("1 MiB"),
+        "{e}"
+    );
+}
+
+/// Issue 12: a CN with terminal control characters is escaped in text
+/// output (JSON stays exact).
+#[test]
+fn control_characters_in_a_certificate_never_reach_the_terminal_raw() {
+    let f = Fixture::new();
+    let cert = f.out("evil.pem");
+    let o = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args([
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=evil\u{1b}[2J\u{7}x",
+            "-keyout",
+        ])
+        .arg(f.out("evil.key"))
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = f.ok(&["inspect", cert.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "{text:?}"
+    );
+    assert!(text.contains("evil\\u{1b}[2J\\u{7}x"), "{text}");
+    let o = f.ok(&["inspect", cert.to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["cn"], "evil\u{1b}[2J\u{7}x");
+}

@@ -7,6 +7,7 @@ use clap::Args;
 use time::OffsetDateTime;
 
 use iotca::cert::{self, CertDetails};
+use iotca::text::escape;
 
 use super::{CmdResult, Global, print_json};
 
@@ -71,6 +72,8 @@ fn print_one(out: &mut impl Write, file: &std::path::Path, d: &CertDetails) -> s
     } else {
         format!("{} days left", d.days_left)
     };
+    // Everything below that comes from the certificate is attacker-chosen
+    // text: escaped so no control character reaches the terminal.
     let role = if d.is_ca {
         match d.pathlen {
             Some(n) => format!("CA (pathlen {n})"),
@@ -86,12 +89,12 @@ fn print_one(out: &mut impl Write, file: &std::path::Path, d: &CertDetails) -> s
             v.join(", ")
         }
     };
-    writeln!(out, "{}", file.display())?;
-    writeln!(out, "  Subject:        {}", s.subject)?;
+    writeln!(out, "{}", escape(&file.display().to_string()))?;
+    writeln!(out, "  Subject:        {}", escape(&s.subject))?;
     writeln!(
         out,
         "  Issuer:         {}{}",
-        d.issuer,
+        escape(&d.issuer),
         if d.self_issued { "  (self-issued)" } else { "" }
     )?;
     writeln!(out, "  Serial:         {}", s.serial)?;
@@ -106,7 +109,11 @@ fn print_one(out: &mut impl Write, file: &std::path::Path, d: &CertDetails) -> s
     writeln!(out, "  Key usage:      {}", none(&d.key_usage))?;
     writeln!(out, "  Extended usage: {}", none(&d.extended_key_usage))?;
     if !d.subject_alt_names.is_empty() {
-        writeln!(out, "  Alt names:      {}", d.subject_alt_names.join(", "))?;
+        writeln!(
+            out,
+            "  Alt names:      {}",
+            escape(&d.subject_alt_names.join(", "))
+        )?;
     }
     writeln!(
         out,
