@@ -110,9 +110,9 @@ impl Device {
 pub fn check_registry_id(device_id: &str) -> Result<()> {
     check_device_id(device_id)?;
     if device_id.starts_with('.') {
-        return Err(Error::Invalid(format!(
-            "device ID '{device_id}' starts with '.'; iotca's local hub registry does not store such IDs"
-        )));
+        return Err(Error::HiddenDeviceId {
+            id: device_id.into(),
+        });
     }
     Ok(())
 }
@@ -151,14 +151,15 @@ impl Registry {
     pub fn add(&self, lock: &Locked<'_>, device: &Device) -> Result<PathBuf> {
         let path = self.path(&device.device_id)?;
         if crate::home::exists(&path) {
-            return Err(Error::Invalid(format!(
-                "device '{}' already exists in the hub registry ({}); delete it first",
-                device.device_id,
-                path.display()
-            )));
+            return Err(Error::HubDeviceExists {
+                id: device.device_id.clone(),
+                path,
+            });
         }
-        let mut bytes = serde_json::to_vec_pretty(device)
-            .map_err(|e| Error::Invalid(format!("could not encode the device: {e}")))?;
+        let mut bytes = serde_json::to_vec_pretty(device).map_err(|source| Error::Encode {
+            what: "device",
+            source,
+        })?;
         bytes.push(b'\n');
         lock.write_new(&path, &bytes, FileKind::Public, true)?;
         Ok(path)

@@ -96,9 +96,7 @@ impl Signer {
         let subject = cert::name_string(parsed.subject());
         let kp = key.signing_key()?;
         if !key_matches(&parsed, &kp) {
-            return Err(Error::Invalid(format!(
-                "the CA key does not belong to the certificate '{subject}'"
-            )));
+            return Err(Error::CaKeyMismatch { subject });
         }
         let not_after = parsed.validity().not_after.to_datetime();
         let der = rustls_pki_types::CertificateDer::from(cert_der.to_vec());
@@ -205,16 +203,12 @@ fn params_for(
     let profile = &req.profile;
     let days = req.days.unwrap_or(profile.days);
     if days == 0 || days > crate::profile::MAX_DAYS {
-        return Err(Error::Invalid(format!(
-            "--days {days} is out of range: 1 to {} (100 years)",
-            crate::profile::MAX_DAYS
-        )));
+        return Err(Error::DaysOutOfRange { days });
     }
     if req.common_name.is_empty() || req.common_name.len() > 64 {
-        return Err(Error::Invalid(format!(
-            "the subject CN '{}' must be 1 to 64 characters long",
-            req.common_name
-        )));
+        return Err(Error::CnLength {
+            cn: req.common_name.clone(),
+        });
     }
     let mut params = CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
@@ -226,7 +220,7 @@ fn params_for(
     params.not_before = now - BACKDATE;
     params.not_after = now
         .checked_add(Duration::days(i64::from(days)))
-        .ok_or_else(|| Error::Invalid(format!("--days {days} reaches past the year 9999")))?;
+        .ok_or(Error::DaysOverflow { days })?;
     params.serial_number = Some(random_serial());
     params.is_ca = if profile.ca {
         match req.pathlen.or(profile.pathlen) {
@@ -254,17 +248,17 @@ fn params_for(
                 Err(_) => SanType::DnsName(
                     san.clone()
                         .try_into()
-                        .map_err(|_| Error::Invalid(format!("'{san}' is not a valid DNS name")))?,
+                        .map_err(|_| Error::BadDnsName { name: san.clone() })?,
                 ),
             });
     }
     // rcgen writes the SKI for every certificate with basicConstraints; a
     // profile that turns it off gets a fixed empty identifier refused instead.
     if !profile.subject_key_identifier {
-        return Err(Error::Invalid(format!(
-            "template '{}': subject_key_identifier = false is not supported",
-            profile.name
-        )));
+        return Err(Error::UnsupportedTemplateOption {
+            template: profile.name.clone(),
+            option: "subject_key_identifier = false".into(),
+        });
     }
     Ok((params, Vec::new()))
 }

@@ -167,8 +167,8 @@ impl Secret {
         let bytes = crate::home::fs::read_secret(path, "passphrase file")?;
         let line = bytes.split(|&b| b == b'\n').next().unwrap_or(&[]);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let s = std::str::from_utf8(line).map_err(|_| {
-            crate::Error::Invalid(format!("{}: the passphrase is not UTF-8", path.display()))
+        let s = std::str::from_utf8(line).map_err(|_| crate::Error::PassphraseNotUtf8 {
+            path: path.to_path_buf(),
         })?;
         Ok(Secret::new(s))
     }

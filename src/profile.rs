@@ -188,11 +188,9 @@ pub fn builtin_text(name: &str) -> Result<&'static str> {
         .iter()
         .find(|(n, _)| *n == name)
         .map(|(_, t)| *t)
-        .ok_or_else(|| {
-            Error::Invalid(format!(
-                "no built-in template named '{name}'; known: {}",
-                BUILTIN.map(|(n, _)| n).join(", ")
-            ))
+        .ok_or_else(|| Error::UnknownTemplate {
+            name: name.into(),
+            known: BUILTIN.map(|(n, _)| n).join(", "),
         })
 }
 

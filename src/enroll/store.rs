@@ -181,11 +181,10 @@ impl EnrollmentStore {
             self.replace_individual(&lock, e)?
         } else {
             self.create_individual(&lock, e).map_err(|err| match err {
-                Error::Exists { path } => Error::Invalid(format!(
-                    "an enrollment for '{id}' already exists ({}); delete it with `iotca enroll delete {id}` or replace it with --force",
-                    path.display(),
-                    id = e.registration_id
-                )),
+                Error::Exists { path } => Error::EnrollmentExists {
+                    id: e.registration_id.clone(),
+                    path,
+                },
                 other => other,
             })?
         };
@@ -210,11 +209,10 @@ impl EnrollmentStore {
             self.replace_group(&lock, g)?
         } else {
             self.create_group(&lock, g).map_err(|err| match err {
-                Error::Exists { path } => Error::Invalid(format!(
-                    "enrollment group '{id}' already exists ({}); delete it with `iotca enroll delete {id} --group` or replace it with --force",
-                    path.display(),
-                    id = g.enrollment_group_id
-                )),
+                Error::Exists { path } => Error::GroupExists {
+                    id: g.enrollment_group_id.clone(),
+                    path,
+                },
                 other => other,
             })?
         };
@@ -260,8 +258,10 @@ impl EnrollmentStore {
         record: &T,
         replace: bool,
     ) -> Result<Written> {
-        let mut bytes = serde_json::to_vec_pretty(record)
-            .map_err(|e| Error::Invalid(format!("could not encode the record: {e}")))?;
+        let mut bytes = serde_json::to_vec_pretty(record).map_err(|source| Error::Encode {
+            what: "record",
+            source,
+        })?;
         bytes.push(b'\n');
         let archived_to = if replace {
             lock.archive(&[path])?

@@ -223,10 +223,10 @@ pub(super) fn concat_pem(ders: &[Vec<u8>]) -> String {
 
 fn refuse_existing(paths: &[&Path], what: &str) -> Result<()> {
     if let Some(p) = paths.iter().find(|p| home::exists(p)) {
-        return Err(Error::Invalid(format!(
-            "{} already exists; {what} was made before: use --force to archive the old files under archive/ and make new ones",
-            p.display()
-        )));
+        return Err(Error::AlreadyIssued {
+            path: p.to_path_buf(),
+            what: what.into(),
+        });
     }
     Ok(())
 }
@@ -324,10 +324,9 @@ pub fn create_intermediate(
     now: OffsetDateTime,
 ) -> Result<Report> {
     if matches!(opts.name.as_str(), "root" | "intermediate") {
-        return Err(Error::Invalid(format!(
-            "'{}' is reserved for the CAs made by `ca init`; choose another name",
-            opts.name
-        )));
+        return Err(Error::ReservedCaName {
+            name: opts.name.clone(),
+        });
     }
     let files = home.ca_files(&opts.name)?;
     let lock = home.lock()?;
@@ -378,9 +377,11 @@ fn check_pathlen_budget(parent: &str, chain: &[Vec<u8>]) -> Result<()> {
             && (n as usize) < i + 1
         {
             let who = cert::name_string(c.subject());
-            return Err(Error::Invalid(format!(
-                "{who} has pathlen {n}, so a CA under '{parent}' could sign no device that chains; sign devices with --ca {parent}, or put the new CA under another parent"
-            )));
+            return Err(Error::PathlenBudget {
+                ca: who,
+                pathlen: n,
+                parent: parent.into(),
+            });
         }
     }
     Ok(())

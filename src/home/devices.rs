@@ -65,7 +65,7 @@ pub struct DeviceOptions {
 /// Checks a list of device IDs before anything is written.
 pub fn check_device_ids(ids: &[String], allow_any_cn: bool) -> Result<()> {
     if ids.is_empty() {
-        return Err(Error::Invalid("no device IDs given".into()));
+        return Err(Error::NoIds);
     }
     let mut seen = HashSet::with_capacity(ids.len());
     for id in ids {
@@ -75,9 +75,7 @@ pub fn check_device_ids(ids: &[String], allow_any_cn: bool) -> Result<()> {
             ids::check_x509_registration_id(id)?;
         }
         if !seen.insert(id.to_ascii_lowercase()) {
-            return Err(Error::Invalid(format!(
-                "device ID '{id}' is given twice (DPS matches registration IDs case-insensitively)"
-            )));
+            return Err(Error::DuplicateId { id: id.clone() });
         }
     }
     Ok(())
@@ -142,12 +140,11 @@ pub fn create_devices(
         } else {
             String::new()
         };
-        return Err(Error::Invalid(format!(
-            "{} device(s) already exist in {}: {}{more}; nothing was written. Use --skip-existing to issue only the missing ones, or --force to archive the old files and issue anew",
-            existing.len(),
-            home.root().display(),
-            shown.join(", ")
-        )));
+        return Err(Error::DevicesExist {
+            count: existing.len(),
+            home: home.root().to_path_buf(),
+            shown: format!("{}{more}", shown.join(", ")),
+        });
     }
     refuse_case_twins(home, &todo)?;
     if !to_archive.is_empty() {
@@ -217,9 +214,10 @@ fn refuse_case_twins(home: &Home, todo: &[(String, Option<PrivateKey>)]) -> Resu
         if let Some(other) = existing.get(&id.to_ascii_lowercase())
             && other != id
         {
-            return Err(Error::Invalid(format!(
-                "device ID '{id}' differs only in letter case from the existing device '{other}'; DPS matches registration IDs case-insensitively, so both would claim one registration: nothing was written"
-            )));
+            return Err(Error::CaseTwin {
+                id: id.clone(),
+                other: other.clone(),
+            });
         }
     }
     Ok(())
@@ -341,10 +339,7 @@ pub fn check_verification_code(code: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::Invalid(format!(
-            "verification code '{}' must be 1 to 64 letters, digits or - . _ : (copy it from the portal or `az iot dps certificate generate-verification-code`)",
-            code.escape_default()
-        )))
+        Err(Error::BadVerificationCode { code: code.into() })
     }
 }
 

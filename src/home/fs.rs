@@ -97,7 +97,11 @@ pub fn read_lines(input: impl Read, origin: &str) -> Result<Vec<String>> {
             b'\n',
             &mut line,
         )
-        .map_err(|e| Error::Invalid(format!("{origin}: line {number}: {e}")))?;
+        .map_err(|source| Error::LineRead {
+            origin: origin.into(),
+            line: number,
+            source,
+        })?;
         if n == 0 {
             return Ok(out);
         }
@@ -105,12 +109,15 @@ pub fn read_lines(input: impl Read, origin: &str) -> Result<Vec<String>> {
         let body = line.strip_suffix(b"\n").unwrap_or(&line);
         let body = body.strip_suffix(b"\r").unwrap_or(body);
         if body.len() > MAX_LINE_BYTES || (!ended && n > MAX_LINE_BYTES) {
-            return Err(Error::Invalid(format!(
-                "{origin}: line {number} is longer than {MAX_LINE_BYTES} bytes"
-            )));
+            return Err(Error::LineTooLong {
+                origin: origin.into(),
+                line: number,
+            });
         }
-        let text = std::str::from_utf8(body)
-            .map_err(|_| Error::Invalid(format!("{origin}: line {number} is not UTF-8")))?;
+        let text = std::str::from_utf8(body).map_err(|_| Error::LineNotUtf8 {
+            origin: origin.into(),
+            line: number,
+        })?;
         let text = text.trim();
         if !text.is_empty() && !text.starts_with('#') {
             out.push(text.to_string());
