@@ -48,7 +48,7 @@ pub fn run(a: &InspectArgs, g: &Global) -> CmdResult {
         }
     }
     if g.json {
-        let v: Vec<&CertDetails> = all.iter().map(|(_, d)| d).collect();
+        let v: Vec<super::wire::JsonCertDetails> = all.iter().map(|(_, d)| d.into()).collect();
         print_json(&v)?;
         return Ok(0);
     }

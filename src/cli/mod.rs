@@ -20,6 +20,7 @@ pub mod provision;
 pub mod template;
 pub mod verification_cert;
 pub mod verify;
+pub mod wire;
 
 /// Result of a command: `Ok(0)` success/yes, `Ok(1)` the answer is no,
 /// `Err` could not run (exit 2).
@@ -246,7 +247,7 @@ pub fn print_report(report: &iotca::home::Report, g: &Global) -> anyhow::Result<
         eprintln!("warning: {w}");
     }
     if g.json {
-        return print_json(report);
+        return print_json(&wire::JsonReport::from(report));
     }
     if g.quiet {
         return Ok(());

@@ -80,14 +80,17 @@ pub fn run(a: &ProvisionArgs, g: &Global) -> CmdResult {
         None
     };
     if g.json {
-        print_json(&decision)?;
+        print_json(&super::wire::JsonDecision::new(
+            &decision,
+            registered.as_deref(),
+        ))?;
     } else if !g.quiet {
         let mut s = format!(
             "{}: {}\n",
             decision.status.as_str().to_ascii_uppercase(),
-            decision.message
+            iotca::text::escape(&decision.message)
         );
-        if let Some(p) = registered {
+        if let Some(p) = &registered {
             s.push_str(&format!(
                 "added the device to the hub registry: {}\n",
                 p.display()

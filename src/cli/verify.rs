@@ -9,7 +9,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use iotca::cert::{self, CertSummary};
+use iotca::cert;
 use iotca::problem::{Problem, Warning};
 use iotca::verify::{GroupCas, Verdict, VerifyOptions};
 
@@ -102,7 +102,7 @@ pub struct VerifyArgs {
 #[derive(Serialize)]
 struct JsonVerdict<'a> {
     chains: bool,
-    leaf: Option<&'a CertSummary>,
+    leaf: Option<super::wire::JsonLeaf<'a>>,
     path: Vec<&'a str>,
     problems: &'a [Problem],
     warnings: &'a [Warning],
@@ -130,7 +130,7 @@ pub fn run(args: &VerifyArgs, g: &Global) -> CmdResult {
     if g.json {
         super::print_json(&JsonVerdict {
             chains: verdict.chains,
-            leaf: verdict.leaf.as_ref(),
+            leaf: verdict.leaf.as_ref().map(Into::into),
             path: verdict.path_subjects(),
             problems: &verdict.problems,
             warnings: &verdict.warnings,
