@@ -8,23 +8,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-const IOTCA: &str = env!("CARGO_BIN_EXE_iotca");
-const ROOT_CERT: &str = "certs/azure-iot-test-only.root.ca.cert.pem";
-const ROOT_KEY: &str = "private/azure-iot-test-only.root.ca.key.pem";
-const INT_CERT: &str = "certs/azure-iot-test-only.intermediate.cert.pem";
-const INT_KEY: &str = "private/azure-iot-test-only.intermediate.key.pem";
-const CHAIN: &str = "certs/azure-iot-test-only.chain.ca.cert.pem";
+use super::util::{CHAIN, INT_CERT, INT_KEY, IOTCA, ROOT_CERT, ROOT_KEY, show};
+
 const ROOT_CN: &str = "Azure IoT Hub CA Cert Test Only";
 const INT_CN: &str = "Azure IoT Hub Intermediate Cert Test Only";
-
-fn show(o: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

@@ -9,12 +9,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-const IOTCA: &str = env!("CARGO_BIN_EXE_iotca");
-const ROOT_CERT: &str = "certs/azure-iot-test-only.root.ca.cert.pem";
-const ROOT_KEY: &str = "private/azure-iot-test-only.root.ca.key.pem";
-const INT_CERT: &str = "certs/azure-iot-test-only.intermediate.cert.pem";
-const INT_KEY: &str = "private/azure-iot-test-only.intermediate.key.pem";
-const CHAIN: &str = "certs/azure-iot-test-only.chain.ca.cert.pem";
+use super::util::{CHAIN, INT_CERT, INT_KEY, IOTCA, ROOT_CERT, ROOT_KEY, show};
+
 const DEV_CERT: &str = "certs/new-device.cert.pem";
 const DEV_CHAIN: &str = "certs/new-device-full-chain.cert.pem";
 const DEV_KEY: &str = "private/new-device.key.pem";
@@ -47,15 +43,6 @@ fn shim(dir: &Path, args: &[&str]) -> Command {
         c.env_remove(v);
     }
     c
-}
-
-fn show(o: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn run(c: &mut Command) -> Output {
