@@ -30,7 +30,6 @@ pub mod issue;
 pub mod keys;
 pub mod pfx;
 pub mod pki;
-pub mod problem;
 pub mod profile;
 pub mod provision;
 pub mod store;
@@ -38,3 +37,4 @@ pub mod text;
 pub mod verify;
 
 pub use error::{Error, Result};
+pub use verify::problem;
