@@ -64,7 +64,7 @@ pub struct Verdict {
     pub path: Vec<PathCert>,
     /// True when `path` ends at a group CA (it may still fail other rules).
     pub reaches_group_ca: bool,
-    /// Index (into [`GroupCas::anchors`]) of the group CA the path ends at.
+    /// Index (into [`GroupCas::anchors`](super::GroupCas::anchors)) of the group CA the path ends at.
     pub group_ca: Option<usize>,
     /// Defects, most specific first; empty exactly when `chains`.
     pub problems: Vec<Problem>,
