@@ -30,13 +30,13 @@ pub mod ids;
 pub mod issue;
 pub mod keys;
 pub mod pfx;
-pub mod problem;
 pub mod profile;
 pub mod provision;
 pub mod text;
 pub mod verify;
 
 pub use error::{Error, Result};
+pub use verify::problem;
 
 // Old module paths, kept while in-flight branches move to `home`.
 #[doc(hidden)]
