@@ -121,9 +121,13 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// The ID scope devices must use; any scope is accepted when None.
     pub id_scope: Option<String>,
-    /// The hub assigned when the deciding enrollment names none (instead
-    /// of [`provision::DEFAULT_HUB`]).
-    pub hub: Option<String>,
+    /// Where the HTTPS listener (DPS service and device API, hub
+    /// registries) listens; none when None.
+    pub https_listen: Option<SocketAddr>,
+    /// The emulator's IoT hubs (`--hub`, host names). An enrollment that
+    /// names no `iotHubs` may be allocated to any of them; none given
+    /// means the one hub [`crate::provision::DEFAULT_HUB`].
+    pub hubs: Vec<String>,
     /// Resource limits.
     pub limits: Limits,
 }
@@ -133,7 +137,8 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
             id_scope: None,
-            hub: None,
+            https_listen: None,
+            hubs: Vec::new(),
             limits: Limits::default(),
         }
     }

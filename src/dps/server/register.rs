@@ -172,7 +172,7 @@ pub(super) async fn register(
             error_body(UNAUTHORIZED, &why, now),
         )));
     }
-    if let (Some(hub), Some(assigned)) = (&shared.config.hub, &decision.assigned_hub)
+    if let (Some(hub), Some(assigned)) = (shared.config.hubs.first(), &decision.assigned_hub)
         && assigned == provision::DEFAULT_HUB
     {
         decision.assigned_hub = Some(hub.clone());
