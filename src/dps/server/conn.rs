@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
 use super::register::request;
-use super::topics::{UserName, parse_username};
+use super::topics::{UserName, parse_hub_username, parse_username};
 use super::{RESPONSE_FILTER, Shared, log};
 use crate::dps::mqtt::{self, ConnectReturnCode, DecodeError, Packet, Publish};
 
@@ -54,7 +54,7 @@ pub(super) struct Conn<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// The next packet, or None at a clean end of stream.
-    async fn read(&mut self) -> std::result::Result<Option<Packet>, ConnError> {
+    pub(super) async fn read(&mut self) -> std::result::Result<Option<Packet>, ConnError> {
         let mut chunk = [0u8; 4096];
         loop {
             if let Some((p, n)) = mqtt::decode(&self.buf, self.max_packet)? {
@@ -81,7 +81,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
     }
 
-    async fn write(&mut self, p: &Packet) -> std::result::Result<(), ConnError> {
+    pub(super) async fn write(&mut self, p: &Packet) -> std::result::Result<(), ConnError> {
         let bytes = mqtt::to_bytes(p).map_err(|e| ConnError::Protocol(e.to_string()))?;
         let w = async {
             self.stream.write_all(&bytes).await?;
@@ -160,11 +160,18 @@ pub(super) async fn connection(
             connect.protocol_name, connect.protocol_level
         )));
     }
+    let hub_user = connect.username.as_deref().and_then(parse_hub_username);
+    if let (None, Some(user)) = (
+        connect.username.as_deref().and_then(parse_username),
+        hub_user,
+    ) {
+        return super::hub::session(shared, conn, peer, chain, &connect, user).await;
+    }
     let Some(username) = connect.username.as_deref().and_then(parse_username) else {
         conn.write(&refuse(ConnectReturnCode::BadUsernameOrPassword))
             .await?;
         return Err(ConnError::Protocol(format!(
-            "refused CONNECT from client '{}': the user name {:?} is not {{idScope}}/registrations/{{registrationId}}/api-version=...",
+            "refused CONNECT from client '{}': the user name {:?} is not {{idScope}}/registrations/{{registrationId}}/api-version=... (DPS) nor {{hubHost}}/{{deviceId}}/?api-version=... (a hub)",
             connect.client_id,
             connect.username.as_deref().unwrap_or("")
         )));

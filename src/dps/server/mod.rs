@@ -43,9 +43,12 @@
 //! closes that connection and nothing else.
 
 mod conn;
+mod hub;
+mod hub_auth;
 mod register;
 mod tls;
 mod topics;
+mod watch;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -55,16 +58,18 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use super::emulator::{EmulatorCa, Registrations};
 use crate::enroll::EnrollmentStore;
 use crate::error::{Error, Result};
+use crate::hub_messages::MessageStore;
 use crate::store::Home;
 use conn::connection;
+use hub_auth::HubAuth;
 use tls::tls_config;
+use watch::Watcher;
 
 /// The port the device SDKs use.
 pub const DEFAULT_PORT: u16 = 8883;
@@ -161,12 +166,30 @@ impl std::fmt::Debug for Server {
             .finish_non_exhaustive()
     }
 }
-pub(super) struct Shared {
-    pub(super) home: Home,
-    pub(super) store: EnrollmentStore,
-    pub(super) registrations: Registrations,
-    pub(super) config: ServerConfig,
-    pub(super) writer: Mutex<()>,
+struct Shared {
+    home: Home,
+    store: EnrollmentStore,
+    registrations: Registrations,
+    config: ServerConfig,
+    writer: Mutex<()>,
+    hub_auth: Arc<HubAuth>,
+    watcher: Arc<Watcher>,
+    messages: MessageStore,
+}
+
+impl Shared {
+    /// The emulator's hubs: `--hub` names, or the default hub.
+    fn hub_names(&self) -> Vec<String> {
+        hub_names(&self.config)
+    }
+}
+
+fn hub_names(config: &ServerConfig) -> Vec<String> {
+    if config.hubs.is_empty() {
+        vec![crate::provision::DEFAULT_HUB.to_string()]
+    } else {
+        config.hubs.clone()
+    }
 }
 
 impl Server {
@@ -192,6 +215,9 @@ impl Server {
             trust_path: ca.cert_path.clone(),
             ca_created: ca.created,
             shared: Arc::new(Shared {
+                hub_auth: Arc::new(HubAuth::new(home.clone(), hub_names(&config).remove(0))),
+                watcher: Arc::new(Watcher::default()),
+                messages: MessageStore::new(home.clone()),
                 store: EnrollmentStore::new(home.clone()),
                 registrations: Registrations::new(home.clone()),
                 home,
@@ -221,7 +247,13 @@ impl Server {
     /// Serves until `shutdown` completes, then stops accepting, closes every
     /// connection (waiting up to 5 seconds for them) and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
-        let (stop_tx, stop_rx) = watch::channel(false);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let watcher = tokio::spawn(
+            self.shared
+                .watcher
+                .clone()
+                .run(self.shared.hub_auth.clone(), stop_rx.clone()),
+        );
         let mut tasks = JoinSet::new();
         let max = self.shared.config.limits.max_connections;
         tokio::pin!(shutdown);
@@ -268,10 +300,14 @@ impl Server {
         {
             tasks.abort_all();
         }
+        let _ = watcher.await;
         Ok(())
     }
 }
 
-pub(super) fn log(line: &str) {
-    eprintln!("iotca dps: {line}");
+/// One line of the server log. Network-supplied IDs and topics are in it,
+/// so the whole line goes through [`crate::text::escape`]: a client cannot
+/// forge a line or reach the terminal.
+fn log(line: &str) {
+    eprintln!("iotca dps: {}", crate::text::escape(line));
 }

@@ -1,4 +1,6 @@
-//! The DPS user name and request topics.
+//! The DPS and hub user names, and the request and telemetry topics.
+
+use std::collections::BTreeMap;
 
 /// The parts of the DPS user name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +88,59 @@ pub(super) fn reply_topic(status: u16, rid: &str, retry_after: Option<u32>) -> S
     }
 }
 
+/// The parts of a hub user name: `{hubHost}/{deviceId}/?api-version=...`
+/// (Python) or `{hubHost}/{deviceId}/api-version=...` (Node).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct HubUserName {
+    pub(super) hub: String,
+    pub(super) device_id: String,
+}
+
+pub(super) fn parse_hub_username(u: &str) -> Option<HubUserName> {
+    let mut parts = u.splitn(3, '/');
+    let hub = parts.next()?;
+    let device_id = parts.next()?;
+    let rest = parts.next()?;
+    if hub.is_empty() || device_id.is_empty() || rest.contains('/') {
+        return None;
+    }
+    let has_version = rest
+        .trim_start_matches('?')
+        .split('&')
+        .any(|kv| kv.starts_with("api-version="));
+    has_version.then(|| HubUserName {
+        hub: hub.to_string(),
+        device_id: device_id.to_string(),
+    })
+}
+
+/// The properties of a telemetry topic
+/// `devices/{deviceId}/messages/events/{k=v&...}` (keys and values
+/// percent-decoded; system properties such as `$.ct` keep their names),
+/// or None when the topic is not this device's telemetry topic.
+pub(super) fn telemetry_properties(
+    topic: &str,
+    device_id: &str,
+) -> Option<BTreeMap<String, String>> {
+    let rest = topic
+        .strip_prefix("devices/")?
+        .strip_prefix(device_id)?
+        .strip_prefix("/messages/events")?;
+    let rest = match rest {
+        "" => "",
+        r => r.strip_prefix('/')?,
+    };
+    Some(
+        rest.split('&')
+            .filter(|kv| !kv.is_empty())
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                (percent_decode(k), percent_decode(v))
+            })
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +177,40 @@ mod tests {
             "$dps/registrations/res/202/?$rid=7&retry-after=1"
         );
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
+    }
+
+    #[test]
+    fn hub_user_names_and_telemetry_topics() {
+        let py = "lab-hub.azure-devices.net/sensor-thl-001/?api-version=2019-10-01&DeviceClientType=azure-iot-device%2F2.14.0";
+        let node = "lab-hub.azure-devices.net/sensor-thl-001/api-version=2020-09-30&DeviceClientType=azure-iot-device%2F1.18.4";
+        for u in [py, node] {
+            let h = parse_hub_username(u).unwrap();
+            assert_eq!(h.hub, "lab-hub.azure-devices.net");
+            assert_eq!(h.device_id, "sensor-thl-001");
+            assert!(parse_username(u).is_none(), "not DPS: {u}");
+        }
+        assert!(parse_hub_username("h/d/m/?api-version=1").is_none());
+        assert!(parse_hub_username("h/d/?x=1").is_none());
+        assert!(parse_hub_username("h//?api-version=1").is_none());
+        let dps = "0ne000FFFFF/registrations/x/api-version=2019-03-31";
+        assert!(parse_hub_username(dps).is_none());
+        let p = telemetry_properties(
+            "devices/d-1/messages/events/%24.ct=application%2Fjson&%24.ce=utf-8&temp%20c=21.5",
+            "d-1",
+        )
+        .unwrap();
+        assert_eq!(p["$.ct"], "application/json");
+        assert_eq!(p["$.ce"], "utf-8");
+        assert_eq!(p["temp c"], "21.5");
+        assert_eq!(
+            telemetry_properties("devices/d-1/messages/events/", "d-1")
+                .unwrap()
+                .len(),
+            0
+        );
+        assert!(telemetry_properties("devices/d-1/messages/events", "d-1").is_some());
+        assert!(telemetry_properties("devices/d-2/messages/events/", "d-1").is_none());
+        assert!(telemetry_properties("devices/d-10/messages/events/", "d-1").is_none());
+        assert!(telemetry_properties("devices/d-1/messages/eventsX", "d-1").is_none());
     }
 }
