@@ -65,6 +65,11 @@ pub struct Device {
     /// `{"iotEdge": false}`.
     #[serde(default)]
     pub capabilities: crate::enroll::schema::Capabilities,
+    /// The emulator hub the device belongs to (host name; a device ID is
+    /// unique across the emulator's hubs). None in records made before
+    /// hubs had names: the first `--hub`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub: Option<String>,
     /// When the identity was added (RFC 3339), iotca's own field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_time: Option<String>,
@@ -85,6 +90,7 @@ impl Device {
                 x509_thumbprint: None,
             },
             capabilities: Default::default(),
+            hub: None,
             created_time: Some(cert::rfc3339(now)),
             other: Default::default(),
         }

@@ -13,6 +13,7 @@
 //! - [`problem`] and [`verify`]: chain verification with DPS semantics.
 //! - [`enroll`], [`hub`], [`provision`]: DPS enrollments, the IoT hub
 //!   registry and the simulated DPS decision.
+//! - [`hub_messages`]: the telemetry the local IoT hub received.
 //! - [`audit`]: checking a fleet of device certificates against a CA.
 //! - [`pfx`]: PKCS#12 files for device applications.
 //! - [`text`]: escaping untrusted strings for terminals and logs.
@@ -26,6 +27,7 @@ pub mod enroll;
 pub mod error;
 pub mod home;
 pub mod hub;
+pub mod hub_messages;
 pub mod ids;
 pub mod issue;
 pub mod keys;

@@ -92,10 +92,15 @@ pub struct ServeArgs {
     /// The ID scope devices must use (any is accepted when not given).
     #[arg(long, value_name = "SCOPE")]
     pub id_scope: Option<String>,
-    /// The IoT hub host assigned when the deciding enrollment names none
+    /// The address and port of the HTTPS listener (DPS service API, DPS
+    /// device API over HTTPS, the hubs' identity registries).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8443")]
+    pub https_listen: SocketAddr,
+    /// An IoT hub host of the emulator (repeat for several); enrollments
+    /// that name no hub are allocated among them
     /// [default: iotca-local-hub.azure-devices.net].
     #[arg(long, value_name = "HOST")]
-    pub hub: Option<String>,
+    pub hub: Vec<String>,
 }
 
 /// Runs a `dps` command.
@@ -117,7 +122,8 @@ fn serve(a: &ServeArgs, g: &Global) -> CmdResult {
     let config = ServerConfig {
         listen: a.listen,
         id_scope: a.id_scope.clone(),
-        hub: a.hub.clone(),
+        https_listen: Some(a.https_listen),
+        hubs: a.hub.clone(),
         ..ServerConfig::default()
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -22,6 +22,9 @@ pub enum HubCommand {
         after_help = "EXAMPLES:\n  iotca --home pki hub device add sensor-thl-001\n  iotca --home pki hub device show sensor-thl-001\n  iotca --home pki hub device delete sensor-thl-001"
     )]
     Device(DeviceCommand),
+    /// The telemetry the local hub received (hub/messages/<id>.jsonl), oldest first.
+    #[command(after_help = super::hub_messages::MESSAGES_HELP)]
+    Messages(super::hub_messages::MessagesArgs),
 }
 
 /// `hub device` commands.
@@ -107,7 +110,10 @@ pub struct IdArg {
 
 /// Runs `hub`.
 pub fn run(c: &HubCommand, g: &Global) -> CmdResult {
-    let HubCommand::Device(c) = c;
+    let c = match c {
+        HubCommand::Device(c) => c,
+        HubCommand::Messages(a) => return super::hub_messages::run(a, g),
+    };
     match c {
         DeviceCommand::Add(a) => add(a, g),
         DeviceCommand::Show(a) => show(a, g),

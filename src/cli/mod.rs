@@ -15,6 +15,7 @@ pub mod device;
 pub mod dps;
 pub mod enroll;
 pub mod hub;
+pub mod hub_messages;
 pub mod inspect;
 pub mod provision;
 pub mod template;

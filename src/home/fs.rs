@@ -141,7 +141,7 @@ pub fn exists(path: &Path) -> bool {
 /// Creates `dir` (0700 for secrets, else 0755) if missing, and tightens a
 /// secret directory to 0700 if it is looser. Public directories are never
 /// changed.
-pub(super) fn ensure_dir(dir: &Path, kind: FileKind) -> Result<PathBuf> {
+pub(crate) fn ensure_dir(dir: &Path, kind: FileKind) -> Result<PathBuf> {
     let mode = if kind == FileKind::Secret {
         0o700
     } else {
@@ -181,7 +181,7 @@ pub(super) fn write_new(path: &Path, bytes: &[u8], kind: FileKind, sync: bool) -
 }
 
 /// Writes `bytes` to `path` atomically, replacing a regular file there.
-pub(super) fn write_replace(path: &Path, bytes: &[u8], kind: FileKind) -> Result<()> {
+pub(crate) fn write_replace(path: &Path, bytes: &[u8], kind: FileKind) -> Result<()> {
     if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
         return Err(Error::Symlink {
             path: path.to_path_buf(),

@@ -111,7 +111,14 @@ impl ServerGuard {
         let mut child = Command::new(bin())
             .arg("--home")
             .arg(home)
-            .args(["dps", "serve", "--listen", "127.0.0.1:0"])
+            .args([
+                "dps",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--https-listen",
+                "127.0.0.1:0",
+            ])
             .args(extra)
             .env_remove("IOTCA_HOME")
             .stdin(Stdio::null())
@@ -885,7 +892,17 @@ fn serve_on_a_busy_port_exits_2_and_sigterm_stops_it_cleanly() {
     let h = lab(t.path(), &[]);
     let mut server = ServerGuard::start(&h, &[]);
     let addr = server.addr.to_string();
-    let o = run(&h, &["dps", "serve", "--listen", &addr]);
+    let o = run(
+        &h,
+        &[
+            "dps",
+            "serve",
+            "--listen",
+            &addr,
+            "--https-listen",
+            "127.0.0.1:0",
+        ],
+    );
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("cannot listen on"), "{err}");
