@@ -8,85 +8,13 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use super::util::{CHAIN, INT_CERT, INT_KEY, IOTCA, ROOT_CERT, ROOT_KEY, show};
+use super::util::{
+    CHAIN, INT_CERT, INT_KEY, IOTCA, ROOT_CERT, ROOT_KEY, cert_text, iotca, issuer, ok, openssl,
+    openssl_ok, run, show, stderr, stdout, subject, verifies,
+};
 
 const ROOT_CN: &str = "Azure IoT Hub CA Cert Test Only";
 const INT_CN: &str = "Azure IoT Hub Intermediate Cert Test Only";
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn run(c: &mut Command) -> Output {
-    c.output().expect("spawn")
-}
-
-fn ok(c: &mut Command) -> Output {
-    let o = run(c);
-    assert!(o.status.success(), "command failed: {c:?}\n{}", show(&o));
-    o
-}
-
-/// iotca on `home`, stdin not a terminal, no passphrase in the environment.
-fn iotca(home: &Path) -> Command {
-    let mut c = Command::new(IOTCA);
-    c.arg("--home").arg(home).stdin(Stdio::null());
-    c.env_remove("IOTCA_PASSPHRASE").env_remove("IOTCA_HOME");
-    c
-}
-
-fn openssl(args: &[&str], dir: &Path) -> Output {
-    Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("openssl")
-}
-
-fn openssl_ok(args: &[&str], dir: &Path) -> String {
-    let o = openssl(args, dir);
-    assert!(o.status.success(), "openssl {args:?} failed\n{}", show(&o));
-    stdout(&o)
-}
-
-fn subject(dir: &Path, cert: &str) -> String {
-    let s = openssl_ok(
-        &[
-            "x509", "-in", cert, "-noout", "-subject", "-nameopt", "RFC2253",
-        ],
-        dir,
-    );
-    s.trim().trim_start_matches("subject=").to_string()
-}
-
-fn issuer(dir: &Path, cert: &str) -> String {
-    let s = openssl_ok(
-        &[
-            "x509", "-in", cert, "-noout", "-issuer", "-nameopt", "RFC2253",
-        ],
-        dir,
-    );
-    s.trim().trim_start_matches("issuer=").to_string()
-}
-
-fn cert_text(dir: &Path, cert: &str) -> String {
-    openssl_ok(&["x509", "-in", cert, "-noout", "-text"], dir)
-}
-
-fn verifies(dir: &Path, ca: &str, untrusted: Option<&str>, cert: &str) -> bool {
-    let mut args = vec!["verify", "-CAfile", ca];
-    if let Some(u) = untrusted {
-        args.extend(["-untrusted", u]);
-    }
-    args.push(cert);
-    let o = openssl(&args, dir);
-    o.status.success() && stdout(&o).contains(": OK")
-}
 
 fn pem_certs_in(text: &str) -> Vec<String> {
     text.split("-----BEGIN CERTIFICATE-----")

@@ -52,3 +52,85 @@ pub fn skip_or_fail(test: &str, what: &str) {
     assert!(!in_ci(), "{test}: {what} is missing, and CI requires it");
     eprintln!("SKIPPED {test}: {what} is missing");
 }
+
+/// Runs a command to its end.
+pub fn run(c: &mut Command) -> Output {
+    c.output().expect("spawn")
+}
+
+/// Runs a command that must succeed.
+pub fn ok(c: &mut Command) -> Output {
+    let o = run(c);
+    assert!(o.status.success(), "command failed: {c:?}\n{}", show(&o));
+    o
+}
+
+/// Standard output as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Standard error as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// iotca on `home`, stdin not a terminal, no passphrase in the environment.
+pub fn iotca(home: &Path) -> Command {
+    iotca_in(home)
+}
+
+/// openssl with `args`, in `dir`.
+pub fn openssl(args: &[&str], dir: &Path) -> Output {
+    Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("openssl")
+}
+
+/// openssl that must succeed; its standard output.
+pub fn openssl_ok(args: &[&str], dir: &Path) -> String {
+    let o = openssl(args, dir);
+    assert!(o.status.success(), "openssl {args:?} failed\n{}", show(&o));
+    stdout(&o)
+}
+
+/// `CN=...` as openssl prints the subject (RFC 2253).
+pub fn subject(dir: &Path, cert: &str) -> String {
+    let s = openssl_ok(
+        &[
+            "x509", "-in", cert, "-noout", "-subject", "-nameopt", "RFC2253",
+        ],
+        dir,
+    );
+    s.trim().trim_start_matches("subject=").to_string()
+}
+
+/// The issuer as openssl prints it (RFC 2253).
+pub fn issuer(dir: &Path, cert: &str) -> String {
+    let s = openssl_ok(
+        &[
+            "x509", "-in", cert, "-noout", "-issuer", "-nameopt", "RFC2253",
+        ],
+        dir,
+    );
+    s.trim().trim_start_matches("issuer=").to_string()
+}
+
+/// `openssl x509 -text` of a certificate.
+pub fn cert_text(dir: &Path, cert: &str) -> String {
+    openssl_ok(&["x509", "-in", cert, "-noout", "-text"], dir)
+}
+
+/// `openssl verify -CAfile ca [-untrusted u] cert` succeeds.
+pub fn verifies(dir: &Path, ca: &str, untrusted: Option<&str>, cert: &str) -> bool {
+    let mut args = vec!["verify", "-CAfile", ca];
+    if let Some(u) = untrusted {
+        args.extend(["-untrusted", u]);
+    }
+    args.push(cert);
+    let o = openssl(&args, dir);
+    o.status.success() && stdout(&o).contains(": OK")
+}
