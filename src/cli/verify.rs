@@ -23,13 +23,16 @@ POSITIONAL ARGUMENTS:
 
 WHAT HOLDS:
   Every link from the leaf to a group CA (same subject and same public key)
-  has a valid signature; every issuer is a CA (CA:TRUE, keyCertSign when
-  keyUsage is present, pathlen respected); every certificate on the path,
-  the group CA included, is valid at --at; the leaf is not a CA, has exactly
-  one CN and, when it has an extendedKeyUsage, includes clientAuth; no
-  certificate has a critical extension iotca does not process. RSA
+  has a valid signature; every issuer is a CA (critical basicConstraints
+  CA:TRUE, keyCertSign when keyUsage is present, pathlen respected); every
+  certificate on the path, the group CA included, is valid at --at (to the
+  second, as X.509 dates are); the leaf is not a CA, has exactly one CN and,
+  when it has an extendedKeyUsage, includes clientAuth itself
+  (anyExtendedKeyUsage alone is not enough); no certificate has a critical
+  extension iotca does not process (a critical AKI or SKI included). RSA
   (PKCS#1 v1.5, SHA-256/384/512) and ECDSA P-256/P-384 are supported.
-  Each certificate in a --ca file is a candidate group CA.
+  Each certificate in a --ca file is a candidate group CA; one that is not
+  a CA certificate is named in the problems.
 
 PROBLEM CODES:
   malformed, no_certificate, issuer_not_found, signature_invalid, expired,
@@ -37,8 +40,10 @@ PROBLEM CODES:
   leaf_is_ca, leaf_eku_lacks_client_auth, leaf_missing_cn, leaf_multiple_cn,
   unsupported_critical_extension, unsupported_algorithm, chain_incomplete
   (the path needs an --untrusted certificate the device does not send).
-  Warnings (the path still holds): leaf_expiring_soon, weak_rsa_key,
-  sha1_signature, certificate_not_on_path.
+  Warnings (they do not fail a path on their own): leaf_expiring_soon,
+  weak_rsa_key, sha1_signature,
+  certificate_not_on_path, chain_out_of_order (the file's first certificate
+  is a CA and a later one looks like the leaf).
 
 EXIT CODES:
   0  the chain reaches a group CA and every rule holds
