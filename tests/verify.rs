@@ -1516,3 +1516,37 @@ fn wrong_order_and_non_ca_group_ca_are_named() {
     assert!(msg.contains("is not a CA certificate"), "{msg}");
     assert!(msg.contains("CN=other-device"), "{msg}");
 }
+
+/// Certificate-derived strings reach the terminal escaped; JSON stays exact.
+#[test]
+fn text_output_escapes_control_characters() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = root("Escape Root", p256());
+    let other = root("Escape Other Root", p256());
+    let dev = leaf("evil\u{1b}[2J\ndevice", &r);
+    let chain = write(dir.path(), "chain.pem", pem(&[&dev.der]));
+    let ca = write(dir.path(), "ca.pem", pem(&[&other.der]));
+    let out = Command::cargo_bin("iotca")
+        .unwrap()
+        .arg("verify")
+        .arg(&chain)
+        .arg("--ca")
+        .arg(&ca)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert!(text.contains("evil\\u{1b}[2J\\ndevice"), "{text}");
+    let out = Command::cargo_bin("iotca")
+        .unwrap()
+        .arg("verify")
+        .arg(&chain)
+        .arg("--ca")
+        .arg(&ca)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["leaf"]["cn"], "evil\u{1b}[2J\ndevice");
+}

@@ -11,6 +11,7 @@ use time::format_description::well_known::Rfc3339;
 
 use iotca::cert::{self, CertSummary};
 use iotca::problem::{Problem, Warning};
+use iotca::text::escape;
 use iotca::verify::{GroupCas, Verdict, VerifyOptions};
 
 use super::{CmdResult, Global};
@@ -180,7 +181,7 @@ fn render(v: &Verdict, cas: &GroupCas, at: OffsetDateTime) -> String {
             s,
             "  {indent}{arrow}[{}] {}   {mark}",
             source_label(p.source, p.position),
-            p.subject
+            escape(&p.subject)
         );
         let pad = if i == 0 { "" } else { "   " };
         let _ = writeln!(
@@ -191,7 +192,11 @@ fn render(v: &Verdict, cas: &GroupCas, at: OffsetDateTime) -> String {
     }
     if !v.reaches_group_ca && !v.path.is_empty() {
         let indent = "   ".repeat(v.path.len());
-        let names: Vec<&str> = cas.anchors().iter().map(|a| a.subject()).collect();
+        let names: Vec<String> = cas
+            .anchors()
+            .iter()
+            .map(|a| escape(a.subject()).into_owned())
+            .collect();
         let _ = writeln!(
             s,
             "  {indent}└─ ✗ no link to the group CA ({})",
@@ -202,16 +207,21 @@ fn render(v: &Verdict, cas: &GroupCas, at: OffsetDateTime) -> String {
     if v.chains {
         let ca = v.path.last().map(|p| p.subject.as_str()).unwrap_or("");
         let leaf = v.path.first().map(|p| p.subject.as_str()).unwrap_or("");
-        let _ = writeln!(s, "CHAINS: {leaf} reaches the group CA {ca}.");
+        let _ = writeln!(
+            s,
+            "CHAINS: {} reaches the group CA {}.",
+            escape(leaf),
+            escape(ca)
+        );
     } else {
         let _ = writeln!(s, "DOES NOT CHAIN:");
         for p in &v.problems {
-            let _ = writeln!(s, "  ✗ {}: {}", p.code, p.message);
+            let _ = writeln!(s, "  ✗ {}: {}", p.code, escape(&p.message));
             let _ = writeln!(s, "    what to do: {}", p.code.advice());
         }
     }
     for w in &v.warnings {
-        let _ = writeln!(s, "  warning: {}: {}", w.code, w.message);
+        let _ = writeln!(s, "  warning: {}: {}", w.code, escape(&w.message));
     }
     s
 }
