@@ -11,6 +11,7 @@ use time::format_description::well_known::Rfc3339;
 
 use iotca::cert;
 use iotca::problem::{Problem, Warning};
+use iotca::text::escape;
 use iotca::verify::{GroupCas, Verdict, VerifyOptions};
 
 use super::{CmdResult, Global};
@@ -23,13 +24,16 @@ POSITIONAL ARGUMENTS:
 
 WHAT HOLDS:
   Every link from the leaf to a group CA (same subject and same public key)
-  has a valid signature; every issuer is a CA (CA:TRUE, keyCertSign when
-  keyUsage is present, pathlen respected); every certificate on the path,
-  the group CA included, is valid at --at; the leaf is not a CA, has exactly
-  one CN and, when it has an extendedKeyUsage, includes clientAuth; no
-  certificate has a critical extension iotca does not process. RSA
+  has a valid signature; every issuer is a CA (critical basicConstraints
+  CA:TRUE, keyCertSign when keyUsage is present, pathlen respected); every
+  certificate on the path, the group CA included, is valid at --at (to the
+  second, as X.509 dates are); the leaf is not a CA, has exactly one CN and,
+  when it has an extendedKeyUsage, includes clientAuth itself
+  (anyExtendedKeyUsage alone is not enough); no certificate has a critical
+  extension iotca does not process (a critical AKI or SKI included). RSA
   (PKCS#1 v1.5, SHA-256/384/512) and ECDSA P-256/P-384 are supported.
-  Each certificate in a --ca file is a candidate group CA.
+  Each certificate in a --ca file is a candidate group CA; one that is not
+  a CA certificate is named in the problems.
 
 PROBLEM CODES:
   malformed, no_certificate, issuer_not_found, signature_invalid, expired,
@@ -37,8 +41,10 @@ PROBLEM CODES:
   leaf_is_ca, leaf_eku_lacks_client_auth, leaf_missing_cn, leaf_multiple_cn,
   unsupported_critical_extension, unsupported_algorithm, chain_incomplete
   (the path needs an --untrusted certificate the device does not send).
-  Warnings (the path still holds): leaf_expiring_soon, weak_rsa_key,
-  sha1_signature, certificate_not_on_path.
+  Warnings (they do not fail a path on their own): leaf_expiring_soon,
+  weak_rsa_key, sha1_signature,
+  certificate_not_on_path, chain_out_of_order (the file's first certificate
+  is a CA and a later one looks like the leaf).
 
 EXIT CODES:
   0  the chain reaches a group CA and every rule holds
@@ -175,7 +181,7 @@ fn render(v: &Verdict, cas: &GroupCas, at: OffsetDateTime) -> String {
             s,
             "  {indent}{arrow}[{}] {}   {mark}",
             source_label(p.source, p.position),
-            p.subject
+            escape(&p.subject)
         );
         let pad = if i == 0 { "" } else { "   " };
         let _ = writeln!(
@@ -186,7 +192,11 @@ fn render(v: &Verdict, cas: &GroupCas, at: OffsetDateTime) -> String {
     }
     if !v.reaches_group_ca && !v.path.is_empty() {
         let indent = "   ".repeat(v.path.len());
-        let names: Vec<&str> = cas.anchors().iter().map(|a| a.subject()).collect();
+        let names: Vec<String> = cas
+            .anchors()
+            .iter()
+            .map(|a| escape(a.subject()).into_owned())
+            .collect();
         let _ = writeln!(
             s,
             "  {indent}└─ ✗ no link to the group CA ({})",
@@ -197,16 +207,21 @@ fn render(v: &Verdict, cas: &GroupCas, at: OffsetDateTime) -> String {
     if v.chains {
         let ca = v.path.last().map(|p| p.subject.as_str()).unwrap_or("");
         let leaf = v.path.first().map(|p| p.subject.as_str()).unwrap_or("");
-        let _ = writeln!(s, "CHAINS: {leaf} reaches the group CA {ca}.");
+        let _ = writeln!(
+            s,
+            "CHAINS: {} reaches the group CA {}.",
+            escape(leaf),
+            escape(ca)
+        );
     } else {
         let _ = writeln!(s, "DOES NOT CHAIN:");
         for p in &v.problems {
-            let _ = writeln!(s, "  ✗ {}: {}", p.code, p.message);
+            let _ = writeln!(s, "  ✗ {}: {}", p.code, escape(&p.message));
             let _ = writeln!(s, "    what to do: {}", p.code.advice());
         }
     }
     for w in &v.warnings {
-        let _ = writeln!(s, "  warning: {}: {}", w.code, w.message);
+        let _ = writeln!(s, "  warning: {}: {}", w.code, escape(&w.message));
     }
     s
 }

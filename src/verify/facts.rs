@@ -49,15 +49,22 @@ pub(super) struct Facts<'a> {
     pub(super) not_after: OffsetDateTime,
     /// basicConstraints (CA flag, pathlen) when present.
     pub(super) basic: Option<(bool, Option<u32>)>,
+    /// basicConstraints is marked critical.
+    pub(super) basic_critical: bool,
     pub(super) key_usage: Option<u16>,
     /// extendedKeyUsage present: does it include clientAuth?
     pub(super) eku_client_auth: Option<bool>,
+    /// extendedKeyUsage present with anyExtendedKeyUsage as its only purpose.
+    pub(super) eku_only_any: bool,
     pub(super) cn_count: usize,
     pub(super) unknown_critical: Vec<String>,
     pub(super) bad_extension: Option<String>,
     pub(super) ski: Option<Cow<'a, [u8]>>,
     pub(super) aki: Option<Cow<'a, [u8]>>,
     pub(super) self_issued: bool,
+    /// The issuer name has no RDN: it cannot name a CA (RFC 5280 section
+    /// 4.1.2.4; a CA's subject must be non-empty, section 4.1.2.6).
+    pub(super) issuer_empty: bool,
 }
 
 pub(super) const KU_KEY_CERT_SIGN: u16 = 1 << 5;
@@ -66,6 +73,8 @@ impl<'a> Facts<'a> {
     pub(super) fn new(x: &X509Certificate<'a>, der: &'a [u8]) -> Facts<'a> {
         let tbs = &x.tbs_certificate;
         let mut basic = None;
+        let mut basic_critical = false;
+        let mut eku_only_any = false;
         let mut key_usage = None;
         let mut eku_client_auth = None;
         let mut ski = None;
@@ -84,13 +93,42 @@ impl<'a> Facts<'a> {
             seen.push(oid);
             match ext.parsed_extension() {
                 ParsedExtension::BasicConstraints(bc) => {
-                    basic = Some((bc.ca, bc.path_len_constraint))
+                    basic = Some((bc.ca, bc.path_len_constraint));
+                    basic_critical = ext.critical;
                 }
                 ParsedExtension::KeyUsage(ku) => key_usage = Some(ku.flags),
-                ParsedExtension::ExtendedKeyUsage(e) => eku_client_auth = Some(e.client_auth),
-                ParsedExtension::SubjectKeyIdentifier(k) => ski = Some(Cow::Borrowed(k.0)),
+                ParsedExtension::ExtendedKeyUsage(e) => {
+                    eku_client_auth = Some(e.client_auth);
+                    eku_only_any = e.any
+                        && !(e.server_auth
+                            || e.client_auth
+                            || e.code_signing
+                            || e.email_protection
+                            || e.time_stamping
+                            || e.ocsp_signing)
+                        && e.other.is_empty();
+                }
+                // RFC 5280 sections 4.2.1.1 and 4.2.1.2: conforming CAs mark
+                // AKI and SKI non-critical; iotca reads them only as a hint
+                // for the order of candidates, so a critical one is an
+                // extension it does not process (as openssl rejects it).
+                ParsedExtension::SubjectKeyIdentifier(k) => {
+                    ski = Some(Cow::Borrowed(k.0));
+                    if ext.critical {
+                        unknown_critical.push(format!(
+                            "{}, which RFC 5280 section 4.2.1.2 says must be non-critical",
+                            extension_name(&ext.oid)
+                        ));
+                    }
+                }
                 ParsedExtension::AuthorityKeyIdentifier(a) => {
-                    aki = a.key_identifier.as_ref().map(|k| Cow::Borrowed(k.0))
+                    aki = a.key_identifier.as_ref().map(|k| Cow::Borrowed(k.0));
+                    if ext.critical {
+                        unknown_critical.push(format!(
+                            "{}, which RFC 5280 section 4.2.1.1 says must be non-critical",
+                            extension_name(&ext.oid)
+                        ));
+                    }
                 }
                 ParsedExtension::SubjectAlternativeName(_) => {}
                 ParsedExtension::ParseError { error } => {
@@ -157,14 +195,17 @@ impl<'a> Facts<'a> {
             not_before: x.validity().not_before.to_datetime(),
             not_after: x.validity().not_after.to_datetime(),
             basic,
+            basic_critical,
             key_usage,
             eku_client_auth,
+            eku_only_any,
             cn_count: tbs.subject.iter_common_name().count(),
             unknown_critical,
             bad_extension,
             ski,
             aki,
             self_issued: tbs.subject.as_raw() == tbs.issuer.as_raw(),
+            issuer_empty: tbs.issuer.iter_rdn().next().is_none(),
         }
     }
 
@@ -187,14 +228,17 @@ impl<'a> Facts<'a> {
             not_before: self.not_before,
             not_after: self.not_after,
             basic: self.basic,
+            basic_critical: self.basic_critical,
             key_usage: self.key_usage,
             eku_client_auth: self.eku_client_auth,
+            eku_only_any: self.eku_only_any,
             cn_count: self.cn_count,
             unknown_critical: self.unknown_critical,
             bad_extension: self.bad_extension,
             ski: self.ski.map(own),
             aki: self.aki.map(own),
             self_issued: self.self_issued,
+            issuer_empty: self.issuer_empty,
         }
     }
 

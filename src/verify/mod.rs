@@ -12,11 +12,15 @@
 //!
 //! A path holds when, for every link from the leaf to a certificate that is
 //! a group CA (same subject and same public key), the issuer's signature
-//! verifies, every issuer is a CA (CA:TRUE, keyCertSign if keyUsage is
-//! present, pathlen respected), every certificate on the path including
-//! the group CA is valid at the verification time, the leaf is not a CA, has
-//! exactly one CN and, when it has an EKU, includes clientAuth, and no
-//! certificate on the path has a critical extension iotca does not process.
+//! verifies, every issuer is a CA (critical basicConstraints CA:TRUE,
+//! keyCertSign if keyUsage is present, pathlen respected), every
+//! certificate on the path including the group CA is valid at the
+//! verification time (compared to the second), the leaf is not a CA, has
+//! exactly one CN and, when it has an EKU, includes clientAuth itself
+//! (anyExtendedKeyUsage alone does not do), and no certificate on the path
+//! has a critical extension iotca does not process (AKI and SKI, which RFC
+//! 5280 says are non-critical, included). An empty issuer name links to
+//! nothing.
 //! Links are found by name (RFC 5280 section 6.1.3 (a)(4)) and decided by
 //! signature: a CA with the group CA's name but another key is not the group
 //! CA; AKI/SKI only order the candidates.

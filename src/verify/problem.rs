@@ -33,13 +33,17 @@ pub enum ProblemCode {
     /// An issuer has a keyUsage extension without keyCertSign (RFC 5280
     /// section 4.2.1.3). What to do: re-issue the issuer with keyCertSign.
     IssuerMissingKeycertsign,
-    /// An issuer on the path is not a CA: basicConstraints is missing or
-    /// says CA:FALSE (RFC 5280 section 4.2.1.9). What to do: re-issue the
-    /// issuer as a CA certificate, or issue the device from a real CA.
+    /// An issuer on the path is not a CA: basicConstraints is missing, says
+    /// CA:FALSE, or is not marked critical (RFC 5280 section 4.2.1.9: a CA
+    /// certificate MUST mark it critical). When the issuer is the group CA
+    /// itself, the `--ca` file is not a CA certificate. What to do: re-issue
+    /// the issuer as a CA certificate (critical CA:TRUE), issue the device
+    /// from a real CA, or pass the group's CA certificate with `--ca`.
     IssuerNotCa,
     /// No certificate that issued the named one could be found: not among
     /// the presented certificates, the `--untrusted` ones, nor the group
-    /// CAs. What to do: check that the device belongs to this group's PKI
+    /// CAs (an empty issuer name names no CA at all; the message says when a
+    /// `--ca` file is not a CA certificate). What to do: check that the device belongs to this group's PKI
     /// and that its chain file holds its intermediates.
     IssuerNotFound,
     /// The leaf has an extendedKeyUsage extension that does not include
@@ -47,8 +51,10 @@ pub enum ProblemCode {
     /// TLS client. What to do: re-issue it with clientAuth, or without EKU.
     LeafEkuLacksClientAuth,
     /// The device's leaf is a CA certificate (basicConstraints CA:TRUE).
-    /// DPS device certificates must be end-entity certificates. What to do:
-    /// issue the device a leaf certificate (CA:FALSE).
+    /// DPS device certificates must be end-entity certificates. When a later
+    /// certificate in the chain file is an end entity, the file is out of
+    /// order and the message says so. What to do: issue the device a leaf
+    /// certificate (CA:FALSE), or put the leaf first in its chain file.
     LeafIsCa,
     /// The leaf's subject has no CN. DPS takes the registration ID from the
     /// CN. What to do: re-issue it with CN = the device ID.
@@ -232,6 +238,11 @@ pub enum WarningCode {
     /// CA (and is not above it). DPS ignores it; it may be a stale
     /// intermediate. What to do: drop it from the chain file.
     CertificateNotOnPath,
+    /// The chain file is out of order: its first certificate is a CA and a
+    /// later one is an end-entity certificate, which is probably the
+    /// device's leaf (the verdict's `leaf_is_ca` says the same). What to do:
+    /// put the device's leaf first, then its intermediates.
+    ChainOutOfOrder,
     /// The leaf expires within 30 days (or the window asked for). What to
     /// do: renew it before it lapses.
     LeafExpiringSoon,
@@ -245,8 +256,9 @@ pub enum WarningCode {
 
 impl WarningCode {
     /// Every warning code.
-    pub const ALL: [WarningCode; 4] = [
+    pub const ALL: [WarningCode; 5] = [
         WarningCode::CertificateNotOnPath,
+        WarningCode::ChainOutOfOrder,
         WarningCode::LeafExpiringSoon,
         WarningCode::Sha1Signature,
         WarningCode::WeakRsaKey,
@@ -256,6 +268,7 @@ impl WarningCode {
     pub const fn as_str(self) -> &'static str {
         match self {
             WarningCode::CertificateNotOnPath => "certificate_not_on_path",
+            WarningCode::ChainOutOfOrder => "chain_out_of_order",
             WarningCode::LeafExpiringSoon => "leaf_expiring_soon",
             WarningCode::Sha1Signature => "sha1_signature",
             WarningCode::WeakRsaKey => "weak_rsa_key",

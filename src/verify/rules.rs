@@ -9,8 +9,12 @@ use crate::cert;
 use crate::problem::{Problem, ProblemCode, Warning, WarningCode};
 
 /// RFC 5280 section 4.1.2.5 and 6.1.3 (a)(2): the certificate must be valid
-/// at the verification time, notBefore and notAfter inclusive.
+/// at the verification time, notBefore and notAfter inclusive. Validity
+/// dates have one-second resolution (section 4.1.2.5.1 and 4.1.2.5.2), so
+/// the time is compared with its fraction of a second dropped: a
+/// certificate is valid throughout the second its notAfter names.
 pub(super) fn check_validity(f: &Facts<'_>, at: OffsetDateTime) -> Option<Problem> {
+    let at = whole_second(at);
     if at < f.not_before {
         return Some(Problem::new(
             ProblemCode::NotYetValid,
@@ -54,6 +58,75 @@ pub(super) fn check_issuer_is_ca(f: &Facts<'_>) -> Option<Problem> {
             f.subject
         ),
     ))
+}
+
+/// RFC 5280 section 4.2.1.9: "Conforming CAs MUST include this extension
+/// in all CA certificates that contain public keys used to validate digital
+/// signatures on certificates and MUST mark the extension as critical in
+/// such certificates." An issuer whose basicConstraints is not critical is
+/// refused, as `openssl verify -x509_strict` and rustls-webpki's limbo
+/// results do; iotca's own CAs (and Azure's certGen.sh ones) mark it
+/// critical.
+pub(super) fn check_basic_constraints_critical(f: &Facts<'_>) -> Option<Problem> {
+    match f.basic {
+        Some((true, _)) if !f.basic_critical => Some(Problem::new(
+            ProblemCode::IssuerNotCa,
+            &f.subject,
+            format!(
+                "{} signs a certificate on the path but its basicConstraints (CA:TRUE) is not marked critical, as RFC 5280 section 4.2.1.9 requires in a CA certificate",
+                f.subject
+            ),
+        )),
+        _ => None,
+    }
+}
+
+/// `--ca` takes the group's CA certificate (DESIGN section 5): when a group
+/// CA is not a CA certificate (basicConstraints missing or CA:FALSE), the
+/// sentence that says so, to add to the problem it causes.
+pub(super) fn group_ca_not_ca(f: &Facts<'_>) -> Option<String> {
+    let why = match f.basic {
+        Some((true, _)) => return None,
+        Some((false, _)) => "basicConstraints CA:FALSE",
+        None => "no basicConstraints",
+    };
+    Some(format!(
+        "the group CA given with --ca, {}, is not a CA certificate ({why}): --ca takes the group's root or intermediate CA certificate, not a device certificate",
+        f.subject
+    ))
+}
+
+/// The device's leaf comes first in its chain file (DESIGN section 5). When
+/// the first certificate is a CA and a later presented one is an end
+/// entity, the file is out of order: the leaf_is_ca problem says so, and a
+/// chain_out_of_order warning names the certificate that looks like the
+/// leaf. `later` holds the presented certificates after the first, with
+/// their 1-based positions.
+pub(super) fn check_leaf_order<'f>(
+    leaf: &Facts<'_>,
+    later: impl IntoIterator<Item = (usize, &'f Facts<'f>)>,
+) -> Option<(Problem, Warning)> {
+    if !leaf.is_ca() {
+        return None;
+    }
+    let (position, end_entity) = later.into_iter().find(|(_, f)| !f.is_ca())?;
+    let problem = Problem::new(
+        ProblemCode::LeafIsCa,
+        &leaf.subject,
+        format!(
+            "the first certificate in the chain file, {}, is a CA certificate, and {} (certificate #{position}) is an end-entity certificate: the file is out of order; put the device's leaf first, then its intermediates",
+            leaf.subject, end_entity.subject
+        ),
+    );
+    let warning = Warning::new(
+        WarningCode::ChainOutOfOrder,
+        &end_entity.subject,
+        format!(
+            "{} (certificate #{position}) looks like the device's leaf but is not first in the chain file",
+            end_entity.subject
+        ),
+    );
+    Some((problem, warning))
 }
 
 /// RFC 5280 section 4.2.1.3 and 6.1.4 (n): when an issuer has keyUsage, it
@@ -143,16 +216,26 @@ pub(super) fn check_leaf_cn(f: &Facts<'_>) -> Option<Problem> {
 
 /// RFC 5280 section 4.2.1.12: when the leaf has extendedKeyUsage, it must
 /// include id-kp-clientAuth for TLS client authentication.
+///
+/// A leaf whose only purpose is anyExtendedKeyUsage fails too: section
+/// 4.2.1.12 lets an application that needs a particular purpose reject a
+/// certificate with anyExtendedKeyUsage but not that purpose, and the TLS
+/// stacks a device meets do (openssl's `sslclient` purpose, rustls-webpki),
+/// so DPS may refuse it; the safe answer of a pre-flight check is no.
 pub(super) fn check_leaf_eku(f: &Facts<'_>) -> Option<Problem> {
     (f.eku_client_auth == Some(false)).then(|| {
-        Problem::new(
-            ProblemCode::LeafEkuLacksClientAuth,
-            &f.subject,
+        let message = if f.eku_only_any {
+            format!(
+                "{} has extendedKeyUsage anyExtendedKeyUsage only, without clientAuth; TLS clients are checked for clientAuth itself (openssl's sslclient purpose and rustls-webpki reject it)",
+                f.subject
+            )
+        } else {
             format!(
                 "{} has extendedKeyUsage without clientAuth, so it cannot authenticate a TLS client",
                 f.subject
-            ),
-        )
+            )
+        };
+        Problem::new(ProblemCode::LeafEkuLacksClientAuth, &f.subject, message)
     })
 }
 
@@ -218,10 +301,11 @@ pub(super) fn check_presented(f: &Facts<'_>, source: Source, position: usize) ->
 
 /// Warning: the leaf expires within the window (only while still valid).
 pub(super) fn warn_expiring(f: &Facts<'_>, options: &VerifyOptions) -> Option<Warning> {
-    if options.at < f.not_before || options.at > f.not_after {
+    let at = whole_second(options.at);
+    if at < f.not_before || at > f.not_after {
         return None;
     }
-    let days = cert::days_between(options.at, f.not_after);
+    let days = cert::days_between(at, f.not_after);
     (days < options.expiring_within_days).then(|| {
         Warning::new(
             WarningCode::LeafExpiringSoon,
@@ -262,4 +346,9 @@ pub(super) fn warn_sha1(f: &Facts<'_>) -> Option<Warning> {
             ),
         )
     })
+}
+
+/// `at` without its fraction of a second (X.509 times have whole seconds).
+fn whole_second(at: OffsetDateTime) -> OffsetDateTime {
+    at.replace_nanosecond(0).unwrap_or(at)
 }

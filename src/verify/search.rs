@@ -172,14 +172,27 @@ struct Search<'s, 'a> {
     complete: Vec<Candidate>,
     dead: Vec<DeadEnd>,
     leaf_problems: Vec<Problem>,
+    /// The chain file is out of order (see [`check_leaf_order`]).
+    order_warning: Option<Warning>,
 }
 
 impl<'s, 'a> Search<'s, 'a> {
     fn new(cas: &'s GroupCas, nodes: &'s [Node<'a>], options: &'s VerifyOptions) -> Self {
         let leaf = &nodes[0].facts;
+        let order = check_leaf_order(
+            leaf,
+            nodes[1..]
+                .iter()
+                .filter(|n| n.source == Source::Presented)
+                .map(|n| (n.position, &n.facts)),
+        );
+        let (order_problem, order_warning) = match order {
+            Some((p, w)) => (Some(p), Some(w)),
+            None => (check_leaf_not_ca(leaf), None),
+        };
         let leaf_problems = [
             check_leaf_cn(leaf),
-            check_leaf_not_ca(leaf),
+            order_problem,
             check_leaf_eku(leaf),
             check_validity(leaf, options.at),
             check_critical_extensions(leaf),
@@ -202,6 +215,7 @@ impl<'s, 'a> Search<'s, 'a> {
             complete: Vec::new(),
             dead: Vec::new(),
             leaf_problems,
+            order_warning,
         }
     }
 
@@ -218,6 +232,7 @@ impl<'s, 'a> Search<'s, 'a> {
         [
             check_validity(f, self.options.at),
             check_issuer_is_ca(f),
+            check_basic_constraints_critical(f),
             check_key_cert_sign(f),
             check_critical_extensions(f),
             check_key_algorithm(f),
@@ -323,6 +338,23 @@ impl<'s, 'a> Search<'s, 'a> {
                     ProblemCode::IssuerNotFound,
                     &child.subject,
                     format!("no path to a group CA within {MAX_DEPTH} certificates"),
+                ),
+            });
+            return false;
+        }
+        if child.issuer_empty {
+            // RFC 5280 section 4.1.2.4 and 4.1.2.6: an empty issuer name
+            // names no CA, so it is linked to nothing (not even to a CA
+            // with an empty subject, which is no valid CA either).
+            self.dead.push(DeadEnd {
+                state: s,
+                problem: Problem::new(
+                    ProblemCode::IssuerNotFound,
+                    &child.subject,
+                    format!(
+                        "{} has an empty issuer name, which names no CA (RFC 5280 section 4.1.2.4: a CA's subject, and so its certificates' issuer, must be non-empty)",
+                        if child.subject.is_empty() { "a certificate with an empty subject" } else { &child.subject }
+                    ),
                 ),
             });
             return false;
@@ -478,6 +510,17 @@ impl<'s, 'a> Search<'s, 'a> {
                 cas.join(", ")
             )
         };
+        let notes: Vec<String> = self
+            .cas
+            .anchors
+            .iter()
+            .filter_map(|a| group_ca_not_ca(&a.facts))
+            .collect();
+        let message = if notes.is_empty() {
+            message
+        } else {
+            format!("{message}; {}", notes.join("; "))
+        };
         Problem::new(ProblemCode::IssuerNotFound, &f.subject, message)
     }
 
@@ -512,7 +555,11 @@ impl<'s, 'a> Search<'s, 'a> {
             }
         }
         let last = facts.len() - 1;
-        for p in self.issuer_problems(a) {
+        let note = group_ca_not_ca(a);
+        for mut p in self.issuer_problems(a) {
+            if let (ProblemCode::IssuerNotCa, Some(note)) = (p.code, &note) {
+                p.message = format!("{}; {note}", p.message);
+            }
             problems.push((last, p));
         }
         problems.extend(check_pathlen(&facts));
@@ -599,6 +646,7 @@ impl<'s, 'a> Search<'s, 'a> {
             path[*i].problems.push(p.code);
         }
         let mut warnings = Vec::new();
+        warnings.extend(self.order_warning.clone());
         warnings.extend(warn_expiring(&self.nodes[0].facts, self.options));
         Verdict {
             chains: false,
@@ -614,6 +662,7 @@ impl<'s, 'a> Search<'s, 'a> {
     fn warnings(&self, c: &Candidate) -> Vec<Warning> {
         let mut out = Vec::new();
         let leaf = &self.nodes[0].facts;
+        out.extend(self.order_warning.clone());
         out.extend(warn_expiring(leaf, self.options));
         let on_path: Vec<usize> = c.states.iter().map(|&st| self.states[st].node).collect();
         let anchor = &self.cas.anchors[c.anchor].facts;

@@ -425,3 +425,181 @@ fn tbs_slice_matches_parser() {
     let x = cert::parse_exact(&root.der, 1).unwrap();
     assert_eq!(tbs_slice(&root.der), Some(x.tbs_certificate.as_ref()));
 }
+
+/// A custom extension with this OID and DER content, critical or not.
+fn ext(oid: &[u64], content: Vec<u8>, critical: bool) -> CustomExtension {
+    let mut e = CustomExtension::from_oid_content(oid, content);
+    e.set_criticality(critical);
+    e
+}
+
+#[test]
+fn rule_critical_aki_and_ski_are_unsupported() {
+    // RFC 5280 sections 4.2.1.1 and 4.2.1.2: both must be non-critical.
+    let root = self_signed(params("Root", true), key());
+    let mut p = params("device", false);
+    p.use_authority_key_identifier_extension = false;
+    let ski = facts(&root.der).ski.unwrap().into_owned();
+    let mut aki = vec![0x30, ski.len() as u8 + 2, 0x80, ski.len() as u8];
+    aki.extend_from_slice(&ski);
+    p.custom_extensions = vec![ext(&[2, 5, 29, 35], aki.clone(), true)];
+    let crit_aki = signed(p.clone(), key(), &root);
+    let problem = check_critical_extensions(&facts(&crit_aki.der)).unwrap();
+    assert_eq!(problem.code, ProblemCode::UnsupportedCriticalExtension);
+    assert!(problem.message.contains("4.2.1.1"), "{}", problem.message);
+    assert!(facts(&crit_aki.der).aki.is_some(), "still read as a hint");
+    let v = verdict(&[&crit_aki.der], &[&root.der], &[]);
+    assert_eq!(v.codes(), [ProblemCode::UnsupportedCriticalExtension]);
+    // Non-critical, the same AKI is fine.
+    p.custom_extensions = vec![ext(&[2, 5, 29, 35], aki, false)];
+    let ok = signed(p.clone(), key(), &root);
+    assert!(verdict(&[&ok.der], &[&root.der], &[]).chains);
+
+    // rcgen writes its own (non-critical) SKI along with basicConstraints.
+    p.is_ca = IsCa::NoCa;
+    p.custom_extensions = vec![ext(&[2, 5, 29, 14], vec![0x04, 2, 1, 2], true)];
+    let crit_ski = signed(p, key(), &root);
+    let problem = check_critical_extensions(&facts(&crit_ski.der)).unwrap();
+    assert_eq!(problem.code, ProblemCode::UnsupportedCriticalExtension);
+    assert!(problem.message.contains("4.2.1.2"), "{}", problem.message);
+}
+
+#[test]
+fn rule_ca_basic_constraints_must_be_critical() {
+    // rcgen marks basicConstraints critical; write a non-critical one.
+    let mut p = params("Lax Root", true);
+    p.is_ca = IsCa::NoCa;
+    p.custom_extensions = vec![ext(&[2, 5, 29, 19], vec![0x30, 3, 1, 1, 0xff], false)];
+    let lax = self_signed(p, key());
+    let f = facts(&lax.der);
+    assert!(f.is_ca() && !f.basic_critical);
+    assert_eq!(code(check_issuer_is_ca(&f)), None);
+    assert_eq!(
+        code(check_basic_constraints_critical(&f)),
+        Some(ProblemCode::IssuerNotCa)
+    );
+    let root = self_signed(params("Root", true), key());
+    assert_eq!(
+        code(check_basic_constraints_critical(&facts(&root.der))),
+        None
+    );
+    // A leaf's non-critical CA:FALSE is fine (the rule is for issuers).
+    let leaf = signed(params("device", false), key(), &lax);
+    let v = verdict(&[&leaf.der], &[&lax.der], &[]);
+    assert_eq!(v.codes(), [ProblemCode::IssuerNotCa]);
+    assert!(v.problems[0].message.contains("not marked critical"));
+}
+
+#[test]
+fn empty_issuer_name_links_to_nothing() {
+    // RFC 5280 section 4.1.2.6: a CA's subject must not be empty, so a CA
+    // with an empty subject is not linked to a leaf with an empty issuer.
+    let mut p = params("x", true);
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    let empty = self_signed(p, key());
+    let leaf = signed(params("device", false), key(), &empty);
+    assert!(facts(&leaf.der).issuer_empty);
+    let v = verdict(&[&leaf.der], &[&empty.der], &[]);
+    assert_eq!(v.codes(), [ProblemCode::IssuerNotFound]);
+    assert!(v.problems[0].message.contains("empty issuer name"));
+    // Presented, not as the group CA: the same.
+    let root = self_signed(params("Root", true), key());
+    let v = verdict(&[&leaf.der, &empty.der], &[&root.der], &[]);
+    assert_eq!(v.codes(), [ProblemCode::IssuerNotFound]);
+}
+
+#[test]
+fn validity_is_compared_to_the_second() {
+    let root = self_signed(params("Root", true), key());
+    let f = facts(&root.der);
+    // notAfter 2031-01-01T00:00:00Z: valid through that whole second.
+    assert_eq!(
+        code(check_validity(&f, datetime!(2031-01-01 0:00:00.999 UTC))),
+        None
+    );
+    assert_eq!(
+        code(check_validity(&f, datetime!(2031-01-01 0:00:01 UTC))),
+        Some(ProblemCode::Expired)
+    );
+    // notBefore 2030-01-01T00:00:00Z: not in the second before it.
+    assert_eq!(
+        code(check_validity(&f, datetime!(2029-12-31 23:59:59.999 UTC))),
+        Some(ProblemCode::NotYetValid)
+    );
+}
+
+#[test]
+fn any_extended_key_usage_alone_lacks_client_auth() {
+    let root = self_signed(params("Root", true), key());
+    let mut p = params("device", false);
+    p.extended_key_usages = vec![Eku::Any];
+    let any = signed(p.clone(), key(), &root);
+    let problem = check_leaf_eku(&facts(&any.der)).unwrap();
+    assert_eq!(problem.code, ProblemCode::LeafEkuLacksClientAuth);
+    assert!(problem.message.contains("anyExtendedKeyUsage"));
+    p.extended_key_usages = vec![Eku::Any, Eku::ClientAuth];
+    let both = signed(p, key(), &root);
+    assert_eq!(code(check_leaf_eku(&facts(&both.der))), None);
+}
+
+#[test]
+fn chain_file_out_of_order_says_so() {
+    let root = self_signed(params("Root", true), key());
+    let int = signed(params("Int", true), key(), &root);
+    let leaf = signed(params("device", false), key(), &int);
+    let v = verdict(&[&int.der, &leaf.der], &[&root.der], &[]);
+    assert!(!v.chains);
+    assert!(v.has(ProblemCode::LeafIsCa));
+    let p = v.problems.iter().find(|p| p.code == ProblemCode::LeafIsCa);
+    assert!(
+        p.unwrap().message.contains("out of order"),
+        "{:?}",
+        v.problems
+    );
+    let w: Vec<_> = v.warnings.iter().map(|w| w.code).collect();
+    assert!(w.contains(&WarningCode::ChainOutOfOrder), "{w:?}");
+    assert_eq!(
+        v.warnings
+            .iter()
+            .find(|w| w.code == WarningCode::ChainOutOfOrder)
+            .unwrap()
+            .subject,
+        "CN=device"
+    );
+    // A CA alone as the leaf: leaf_is_ca, no order warning.
+    let v = verdict(&[&int.der], &[&root.der], &[]);
+    assert!(v.has(ProblemCode::LeafIsCa));
+    assert!(
+        v.warnings
+            .iter()
+            .all(|w| w.code != WarningCode::ChainOutOfOrder)
+    );
+}
+
+#[test]
+fn group_ca_that_is_not_a_ca_is_named() {
+    let root = self_signed(params("Root", true), key());
+    let int = signed(params("Int", true), key(), &root);
+    let leaf = signed(params("device", false), key(), &int);
+    let other = signed(params("other-device", false), key(), &int);
+    // --ca is another device's certificate.
+    let v = verdict(&[&leaf.der, &int.der], &[&other.der], &[]);
+    assert_eq!(v.codes()[0], ProblemCode::IssuerNotFound);
+    assert!(
+        v.problems[0].message.contains("is not a CA certificate"),
+        "{}",
+        v.problems[0].message
+    );
+    // --ca is a non-CA that did sign the leaf.
+    let mut p = params("Not A CA", true);
+    p.is_ca = IsCa::ExplicitNoCa;
+    let not_ca = self_signed(p, key());
+    let signed_by_it = signed(params("device", false), key(), &not_ca);
+    let v = verdict(&[&signed_by_it.der], &[&not_ca.der], &[]);
+    assert_eq!(v.codes(), [ProblemCode::IssuerNotCa]);
+    assert!(
+        v.problems[0].message.contains("--ca"),
+        "{}",
+        v.problems[0].message
+    );
+}

@@ -254,6 +254,9 @@ const STRICTER_LEAF_CA: &str = "DPS device certificates are end entities; openss
 const STRICTER_CN: &str =
     "DPS takes the registration ID from exactly one CN; openssl does not look at the subject";
 const STRICTER_INCOMPLETE: &str = "openssl is given the --untrusted certificates as -untrusted and completes the path; DPS only sees what the device sends";
+const STRICTER_BC_CRITICAL: &str = "RFC 5280 4.2.1.9: a CA MUST mark basicConstraints critical; openssl enforces it only under -x509_strict";
+const NOT_AFTER_INCLUSIVE: &str = "RFC 5280 4.1.2.5: valid through notAfter inclusive (x509-limbo's notafter-exact agrees); openssl counts the notAfter second itself as expired";
+const STRICTER_EMPTY_NAME: &str = "RFC 5280 4.1.2.6: a CA's subject is non-empty, so an empty issuer name names no CA (x509-limbo's ca-empty-subject); openssl links an empty issuer to an empty subject";
 const STRICTER_ALGORITHM: &str = "openssl verifies Ed25519; iotca accepts only the RSA and ECDSA P-256/P-384 algorithms DPS devices use";
 
 struct Case {
@@ -537,6 +540,26 @@ fn build_corpus() -> Corpus {
         )
         .at("2031-01-02T00:00:00Z"),
     );
+    // X.509 dates have whole seconds: a fraction of a second in --at does
+    // not move the answer (x509-limbo's validity::*-fractional).
+    cases.push(
+        good(
+            "--at a fraction of a second after notAfter",
+            vec![&dated.der, &int.der],
+            vec![&root_ca.der],
+        )
+        .at("2031-01-01T00:00:00.999Z")
+        .differs(NOT_AFTER_INCLUSIVE),
+    );
+    cases.push(
+        bad(
+            "--at a fraction of a second before notBefore",
+            vec![&dated.der, &int.der],
+            vec![&root_ca.der],
+            "not_yet_valid",
+        )
+        .at("2029-12-31T23:59:59.999Z"),
+    );
 
     // issuer_not_found.
     let stranger = leaf("stranger", &other_root);
@@ -780,6 +803,82 @@ fn build_corpus() -> Corpus {
         vec![&noncrit.der, &int.der],
         vec![&root_ca.der],
     ));
+
+    // x509-limbo's rfc5280::aki::critical-aki and ::ski::critical-ski: RFC
+    // 5280 4.2.1.1 and 4.2.1.2 say AKI and SKI are non-critical.
+    let int_ski = {
+        let (_, c) = x509_parser::parse_x509_certificate(&int.der).unwrap();
+        match c
+            .extensions()
+            .iter()
+            .find_map(|e| match e.parsed_extension() {
+                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0),
+                _ => None,
+            }) {
+            Some(k) => k.to_vec(),
+            None => panic!("rcgen's intermediate has an SKI"),
+        }
+    };
+    let mut aki = vec![0x30, int_ski.len() as u8 + 2, 0x80, int_ski.len() as u8];
+    aki.extend_from_slice(&int_ski);
+    let mut crit_aki = leaf_params("critical-aki-device");
+    crit_aki.use_authority_key_identifier_extension = false;
+    let mut ext = CustomExtension::from_oid_content(&[2, 5, 29, 35], aki);
+    ext.set_criticality(true);
+    crit_aki.custom_extensions = vec![ext];
+    let crit_aki = issue(crit_aki, p256(), &int);
+    cases.push(bad(
+        "critical AKI on the leaf",
+        vec![&crit_aki.der, &int.der],
+        vec![&root_ca.der],
+        "unsupported_critical_extension",
+    ));
+    let mut crit_ski = leaf_params("critical-ski-device");
+    crit_ski.is_ca = IsCa::NoCa; // rcgen writes its own SKI with basicConstraints
+    let mut ext = CustomExtension::from_oid_content(&[2, 5, 29, 14], vec![0x04, 2, 1, 2]);
+    ext.set_criticality(true);
+    crit_ski.custom_extensions = vec![ext];
+    let crit_ski = issue(crit_ski, p256(), &int);
+    cases.push(bad(
+        "critical SKI on the leaf",
+        vec![&crit_ski.der, &int.der],
+        vec![&root_ca.der],
+        "unsupported_critical_extension",
+    ));
+    // x509-limbo's rfc5280::root-non-critical-basic-constraints: RFC 5280
+    // 4.2.1.9 says a CA MUST mark basicConstraints critical.
+    let mut lax = ca_params("Non-critical BC Intermediate");
+    lax.is_ca = IsCa::NoCa;
+    lax.custom_extensions = vec![CustomExtension::from_oid_content(
+        &[2, 5, 29, 19],
+        vec![0x30, 3, 1, 1, 0xff],
+    )];
+    let lax = issue(lax, p256(), &root_ca);
+    let under_lax = leaf("under-lax-bc-int", &lax);
+    cases.push(
+        bad(
+            "intermediate with non-critical basicConstraints",
+            vec![&under_lax.der, &lax.der],
+            vec![&root_ca.der],
+            "issuer_not_ca",
+        )
+        .differs(STRICTER_BC_CRITICAL),
+    );
+    // x509-limbo's rfc5280::ca-empty-subject: a CA's subject must not be
+    // empty (RFC 5280 4.1.2.6), so an empty issuer name links to nothing.
+    let mut empty = ca_params("x");
+    empty.distinguished_name = rcgen::DistinguishedName::new();
+    let empty = issue(empty, p256(), &root_ca);
+    let under_empty = leaf("under-empty-subject-ca", &empty);
+    cases.push(
+        bad(
+            "intermediate with an empty subject",
+            vec![&under_empty.der, &empty.der],
+            vec![&root_ca.der],
+            "issuer_not_found",
+        )
+        .differs(STRICTER_EMPTY_NAME),
+    );
     let ed_root = root(
         "Ed25519 Root",
         KeyPair::generate_for(&PKCS_ED25519).unwrap(),
@@ -1360,4 +1459,94 @@ fn device_made_by_iotca_chains_in_text_and_json() {
             assert!(keys.contains(&k), "{k}");
         }
     }
+}
+
+/// Issue 13: a `--ca` file that is not a CA certificate, and a full-chain
+/// file in the wrong order, get problems that say so.
+#[test]
+fn wrong_order_and_non_ca_group_ca_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = root("Order Root", p256());
+    let int = ca("Order Intermediate", p256(), &r);
+    let dev = leaf("order-device", &int);
+    let other = leaf("other-device", &int);
+    let run = |chain: &Path, ca: &Path| -> (i32, Value) {
+        let out = Command::cargo_bin("iotca")
+            .unwrap()
+            .arg("verify")
+            .arg(chain)
+            .arg("--ca")
+            .arg(ca)
+            .arg("--json")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            serde_json::from_slice(&out.stdout).unwrap(),
+        )
+    };
+    let root_pem = write(dir.path(), "root.pem", pem(&[&r.der]));
+
+    // CA first, leaf later.
+    let swapped = write(dir.path(), "swapped.pem", pem(&[&int.der, &dev.der]));
+    let (code, json) = run(&swapped, &root_pem);
+    assert_eq!(code, 1, "{json}");
+    let leaf_is_ca = json["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["code"] == "leaf_is_ca")
+        .unwrap_or_else(|| panic!("{json}"));
+    let msg = leaf_is_ca["message"].as_str().unwrap();
+    assert!(msg.contains("out of order"), "{msg}");
+    assert!(msg.contains("CN=order-device"), "{msg}");
+    assert!(codes(&json, "warnings").contains(&"chain_out_of_order".to_string()));
+    // The right order chains, without the warning.
+    let right = write(dir.path(), "right.pem", pem(&[&dev.der, &int.der]));
+    let (code, json) = run(&right, &root_pem);
+    assert_eq!(code, 0, "{json}");
+    assert!(!codes(&json, "warnings").contains(&"chain_out_of_order".to_string()));
+
+    // --ca is a device certificate, not the group's CA.
+    let other_pem = write(dir.path(), "other.pem", pem(&[&other.der]));
+    let (code, json) = run(&right, &other_pem);
+    assert_eq!(code, 1, "{json}");
+    let msg = json["problems"][0]["message"].as_str().unwrap();
+    assert_eq!(json["problems"][0]["code"], "issuer_not_found");
+    assert!(msg.contains("is not a CA certificate"), "{msg}");
+    assert!(msg.contains("CN=other-device"), "{msg}");
+}
+
+/// Certificate-derived strings reach the terminal escaped; JSON stays exact.
+#[test]
+fn text_output_escapes_control_characters() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = root("Escape Root", p256());
+    let other = root("Escape Other Root", p256());
+    let dev = leaf("evil\u{1b}[2J\ndevice", &r);
+    let chain = write(dir.path(), "chain.pem", pem(&[&dev.der]));
+    let ca = write(dir.path(), "ca.pem", pem(&[&other.der]));
+    let out = Command::cargo_bin("iotca")
+        .unwrap()
+        .arg("verify")
+        .arg(&chain)
+        .arg("--ca")
+        .arg(&ca)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert!(text.contains("evil\\u{1b}[2J\\ndevice"), "{text}");
+    let out = Command::cargo_bin("iotca")
+        .unwrap()
+        .arg("verify")
+        .arg(&chain)
+        .arg("--ca")
+        .arg(&ca)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["leaf"]["cn"], "evil\u{1b}[2J\ndevice");
 }
