@@ -14,5 +14,6 @@ mod dps;
 mod enroll;
 mod foundation;
 mod hardening;
+mod limbo;
 mod props;
 mod verify;
