@@ -663,3 +663,45 @@ fn node_sdk_device_sends_telemetry_until_deleted() {
         .arg(server.addr.port().to_string());
     sdk_scenario(&h, &server, id, SdkDevice::start(cmd), "UnauthorizedError");
 }
+
+#[test]
+fn serve_listens_on_a_host_name() {
+    let t = tempfile::tempdir().unwrap();
+    let h = lab(t.path(), &[]);
+    let mut child = Command::new(bin())
+        .arg("--home")
+        .arg(&h)
+        .args([
+            "dps",
+            "serve",
+            "--listen",
+            "localhost:0",
+            "--https-listen",
+            "localhost:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(Duration::from_secs(30));
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = line.expect("a listening line");
+    let addr: SocketAddr = line
+        .split_whitespace()
+        .skip_while(|w| *w != "on")
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(addr.ip().is_loopback(), "{line}");
+    let o = run(&h, &["dps", "serve", "--listen", "localhost:x"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not ADDR:PORT or HOST:PORT"));
+}
