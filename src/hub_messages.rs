@@ -299,9 +299,11 @@ impl MessageStore {
             store: MessageStore::new(self.home.clone()),
             device_id: device_id.map(str::to_string),
             files: BTreeMap::new(),
+            started: false,
         };
         // Everything present now counts as seen.
         let _ = f.poll();
+        f.started = true;
         Ok(f)
     }
 }
@@ -375,6 +377,8 @@ pub struct Follower {
     store: MessageStore,
     device_id: Option<String>,
     files: BTreeMap<PathBuf, FileState>,
+    /// False during the first poll, which only notes where files end.
+    started: bool,
 }
 
 #[derive(Debug)]
@@ -431,15 +435,15 @@ impl Follower {
         let end = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         let whole = &bytes[..end];
         let start = match state {
-            None => end, // first sight: nothing is new (see follow)
+            // A file there when following began: nothing in it is new. A
+            // file made later: all of it is.
+            None if !self.started => end,
+            None => 0,
             Some(s) if s.ino == meta.ino() && (s.offset as usize) <= end => s.offset as usize,
             // Trimmed: new lines follow the last line we printed.
             Some(s) => find_after(whole, &s.last_line),
         };
-        let first_poll = state.is_none();
-        if !first_poll {
-            parse_lines(path, &whole[start..], out);
-        }
+        parse_lines(path, &whole[start..], out);
         let last_line = last_line(whole).to_vec();
         self.files.insert(
             path.to_path_buf(),
@@ -567,6 +571,9 @@ mod tests {
         s.append(&msg("dev-3", b"before")).unwrap();
         let mut f = s.follow(None).unwrap();
         assert!(f.poll().records.is_empty());
+        // A device's first message, in a file made after following began.
+        s.append(&msg("dev-4", b"first")).unwrap();
+        assert_eq!(f.poll().records[0].body, "first");
         let p = BTreeMap::new();
         s.receive("dev-3", "h", p.clone(), b"one").unwrap();
         let got = f.poll();

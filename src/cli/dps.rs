@@ -87,20 +87,25 @@ EXAMPLES:
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The address and port to listen on.
-    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8883")]
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8883", value_parser = listen_addr)]
     pub listen: SocketAddr,
     /// The ID scope devices must use (any is accepted when not given).
     #[arg(long, value_name = "SCOPE")]
     pub id_scope: Option<String>,
     /// The address and port of the HTTPS listener (DPS service API, DPS
     /// device API over HTTPS, the hubs' identity registries).
-    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8443")]
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8443", value_parser = listen_addr)]
     pub https_listen: SocketAddr,
     /// An IoT hub host of the emulator (repeat for several); enrollments
     /// that name no hub are allocated among them
     /// [default: iotca-local-hub.azure-devices.net].
     #[arg(long, value_name = "HOST")]
     pub hub: Vec<String>,
+}
+
+/// `--listen` and `--https-listen`: an IP address or a host name (`localhost:8883`).
+fn listen_addr(s: &str) -> Result<SocketAddr, String> {
+    iotca::dps::resolve_listen(s).map_err(|e| e.to_string())
 }
 
 /// Runs a `dps` command.

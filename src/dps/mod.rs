@@ -13,4 +13,4 @@ pub mod mqtt;
 pub mod server;
 
 pub use emulator::{EmulatorCa, RegistrationState, Registrations};
-pub use server::{Limits, Server, ServerConfig};
+pub use server::{Limits, Server, ServerConfig, resolve_listen};

@@ -32,6 +32,9 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
+#[path = "dps/hub.rs"]
+mod hub;
+
 const INTER: &str = "certs/azure-iot-test-only.intermediate.cert.pem";
 const TRUST: &str = "certs/iotca-dps-server-ca.cert.pem";
 const HUB: &str = "lab-hub.azure-devices.net";

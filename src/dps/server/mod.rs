@@ -149,6 +149,29 @@ impl Default for ServerConfig {
     }
 }
 
+/// An `ADDR:PORT` or `HOST:PORT` to listen on: IP literals as they are
+/// (`[::1]:8883` for IPv6), host names resolved (`localhost:8883`), the
+/// first address the resolver gives winning.
+pub fn resolve_listen(s: &str) -> Result<SocketAddr> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if s.rsplit_once(':')
+        .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+    {
+        return Err(Error::Invalid(format!(
+            "'{s}' is not ADDR:PORT or HOST:PORT (for example 127.0.0.1:8883 or localhost:8883)"
+        )));
+    }
+    use std::net::ToSocketAddrs as _;
+    let mut addrs = s
+        .to_socket_addrs()
+        .map_err(|e| Error::Invalid(format!("cannot resolve '{s}': {e}")))?;
+    addrs
+        .next()
+        .ok_or_else(|| Error::Invalid(format!("'{s}' resolves to no address")))
+}
+
 /// A bound, not yet running, local DPS endpoint.
 pub struct Server {
     listener: TcpListener,
@@ -310,4 +333,20 @@ impl Server {
 /// forge a line or reach the terminal.
 fn log(line: &str) {
     eprintln!("iotca dps: {}", crate::text::escape(line));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve_listen;
+
+    #[test]
+    fn listen_addresses_and_host_names() {
+        assert_eq!(resolve_listen("127.0.0.1:8883").unwrap().port(), 8883);
+        assert!(resolve_listen("[::1]:0").unwrap().is_ipv6());
+        let a = resolve_listen("localhost:8883").unwrap();
+        assert!(a.ip().is_loopback() && a.port() == 8883, "{a}");
+        for bad in ["localhost", "localhost:x", ":8883", "127.0.0.1:99999", ""] {
+            assert!(resolve_listen(bad).is_err(), "{bad}");
+        }
+    }
 }
