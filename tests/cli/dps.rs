@@ -32,7 +32,6 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-#[path = "dps/hub.rs"]
 mod hub;
 
 const INTER: &str = "certs/azure-iot-test-only.intermediate.cert.pem";
