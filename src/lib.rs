@@ -14,6 +14,7 @@
 //! - [`enroll`], [`hub`], [`provision`]: DPS enrollments, the IoT hub
 //!   registry and the simulated DPS decision.
 //! - [`audit`]: checking a fleet of device certificates against a CA.
+//! - [`csr`] and [`lifecycle`]: signing CSRs, renewing devices, CA rollover.
 //! - [`pfx`]: PKCS#12 files for device applications.
 //! - [`text`]: escaping untrusted strings for terminals and logs.
 #![forbid(unsafe_code)]
@@ -21,6 +22,7 @@
 
 pub mod audit;
 pub mod cert;
+pub mod csr;
 pub mod dps;
 pub mod enroll;
 pub mod error;
@@ -29,6 +31,7 @@ pub mod hub;
 pub mod ids;
 pub mod issue;
 pub mod keys;
+pub mod lifecycle;
 pub mod pfx;
 pub mod problem;
 pub mod profile;
