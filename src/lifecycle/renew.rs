@@ -110,7 +110,12 @@ struct Prepared {
 
 /// `device renew`.
 pub fn renew(home: &Home, opts: &RenewOptions, now: OffsetDateTime) -> Result<RenewReport> {
-    let mut ids = opts.ids.clone();
+    let mut ids: Vec<String> = Vec::with_capacity(opts.ids.len());
+    for id in &opts.ids {
+        if !ids.contains(id) {
+            ids.push(id.clone());
+        }
+    }
     if let Some(days) = opts.expiring_within {
         for id in expiring(home, days, now)? {
             if !ids.contains(&id) {
