@@ -11,6 +11,7 @@ set -euo pipefail
 DEVICES=${DEVICES:-10000}        # devices issued by iotca
 BASELINE_DEVICES=${BASELINE_DEVICES:-200}  # devices issued by openssl, one process pair each
 AUDIT=${AUDIT:-20000}            # certificate files audited
+CSRS=${CSRS:-1000}               # CSRs signed in bulk by `device sign DIR`
 RSA_KEYS=${RSA_KEYS:-12}         # RSA keys per size (key generation time varies a lot: more is steadier)
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -106,16 +107,46 @@ t1=$(now)
 openssl_audit=$(elapsed "$t0" "$t1")
 openssl_ok=$(grep -c ': OK$' "$work/openssl-verify.txt" || true)
 
+# ---- 4. bulk CSR signing --------------------------------------------------
+# The CSRs (P-256, one key each) are made once by openssl, two at a time,
+# outside the timed part; `device sign DIR` then verifies and signs them all.
+csrs="$work/csrs"
+mkdir -p "$csrs"
+seq -f "se-dev-%05g" 1 "$CSRS" | xargs -P "$(nproc)" -I{} \
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$csrs/{}.key" -subj "/CN={}" -out "$csrs/{}.csr" 2>/dev/null
+signhome="$work/signhome"
+"$IOTCA" --home "$signhome" ca init -q
+t0=$(now)
+"$IOTCA" --home "$signhome" device sign "$csrs" -q
+t1=$(now)
+iotca_sign=$(elapsed "$t0" "$t1")
+iotca_sign_rate=$(rate "$CSRS" "$iotca_sign")
+signed=$(ls "$signhome/certs" | grep -c -- '-full-chain.cert.pem$' || true)
+sca="$signhome/certs/azure-iot-test-only.intermediate.cert.pem"
+scakey="$signhome/private/azure-iot-test-only.intermediate.key.pem"
+t0=$(now)
+for f in $(ls "$csrs"/*.csr | head -n "$BASELINE_DEVICES"); do
+  openssl x509 -req -in "$f" -CA "$sca" -CAkey "$scakey" -CAcreateserial \
+    -days 365 -sha256 -out "$f.cert.pem" 2>/dev/null
+  cat "$f.cert.pem" "$signhome/certs/azure-iot-test-only.chain.ca.cert.pem" > "$f-full-chain.cert.pem"
+done
+t1=$(now)
+openssl_sign_rate=$(echo "$BASELINE_DEVICES / $(elapsed "$t0" "$t1")" | bc -l)
+
 echo "| measure | iotca | openssl | ratio |"
 echo "|---|---|---|---|"
 printf '| P-256 devices issued per second (key, cert, full chain on disk) | %s | %.1f | %sx |\n' \
   "$iotca_issue_rate" "$openssl_issue_rate" "$(ratio "$iotca_issue_rate" "$openssl_issue_rate")"
 for r in "${rsa_rows[@]}"; do echo "$r"; done
+printf '| device sign: CSRs signed per second (%s CSRs in one directory; cert + full chain on disk) | %s | %.1f | %sx |\n' \
+  "$CSRS" "$iotca_sign_rate" "$openssl_sign_rate" "$(ratio "$iotca_sign_rate" "$openssl_sign_rate")"
 printf '| audit: P-256 device certificates verified per second | %s | %.0f | %sx |\n' \
   "$iotca_audit_rate" "$(echo "$AUDIT / $openssl_audit" | bc -l)" "$(ratio "$openssl_audit" "$iotca_audit")"
 echo
 echo "issued $DEVICES devices in ${iotca_issue}s (openssl: $BASELINE_DEVICES in ${openssl_issue}s)"
 echo "audited $AUDIT files in ${iotca_audit}s, peak RSS ${rss_mb} MB, $chained chain (openssl verify: $openssl_ok OK in ${openssl_audit}s)"
+echo "signed $signed of $CSRS CSRs in ${iotca_sign}s (openssl x509 -req: $BASELINE_DEVICES one process each)"
 echo "RSA ratio is openssl time / iotca time: above 1 means iotca is faster"
 if [ "$chained" != "$AUDIT" ] || [ "$openssl_ok" != "$AUDIT" ]; then
   echo "WARNING: not every audited certificate verified; the comparison is not like for like" >&2

@@ -225,10 +225,14 @@ pub fn single_cn(cert: &X509Certificate<'_>) -> Option<String> {
 
 /// The key algorithm and size, e.g. `ECDSA P-256` or `RSA 2048`.
 pub fn key_algorithm(cert: &X509Certificate<'_>) -> String {
-    let spki = cert.public_key();
+    spki_algorithm(cert.public_key())
+}
+
+/// [`key_algorithm`] for a bare SubjectPublicKeyInfo (a CSR's, say).
+pub fn spki_algorithm(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> String {
     let alg = &spki.algorithm;
     if alg.algorithm == oids::OID_PKCS1_RSAENCRYPTION {
-        return format!("RSA {}", rsa_bits(cert).unwrap_or(0));
+        return format!("RSA {}", spki_rsa_bits(spki).unwrap_or(0));
     }
     if alg.algorithm == oids::OID_KEY_TYPE_EC_PUBLIC_KEY {
         let curve = alg
@@ -257,7 +261,12 @@ pub fn key_algorithm(cert: &X509Certificate<'_>) -> String {
 
 /// RSA modulus size in bits, or None when the key is not RSA.
 pub fn rsa_bits(cert: &X509Certificate<'_>) -> Option<usize> {
-    match cert.public_key().parsed() {
+    spki_rsa_bits(cert.public_key())
+}
+
+/// [`rsa_bits`] for a bare SubjectPublicKeyInfo.
+pub fn spki_rsa_bits(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Option<usize> {
+    match spki.parsed() {
         Ok(PublicKey::RSA(rsa)) => {
             let m = rsa.modulus;
             let start = m.iter().position(|&b| b != 0)?;

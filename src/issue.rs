@@ -141,14 +141,18 @@ pub fn key_matches(cert: &X509Certificate<'_>, kp: &KeyPair) -> bool {
         || cert.public_key().subject_public_key.data.as_ref() == kp.der_bytes()
 }
 
-/// Issues a certificate for `subject_key`, signed by `signer`, at time `now`.
+/// Issues a certificate for `subject_key` (a key pair, or only a public
+/// key: a CSR's), signed by `signer`, at time `now`.
 pub fn sign(
     req: &CertRequest,
-    subject_key: &KeyPair,
+    subject_key: &impl rcgen::PublicKeyData,
     signer: &Signer,
     now: OffsetDateTime,
 ) -> Result<Issued> {
-    let rsa = subject_key.algorithm() == &rcgen::PKCS_RSA_SHA256;
+    let alg = subject_key.algorithm();
+    let rsa = alg == &rcgen::PKCS_RSA_SHA256
+        || alg == &rcgen::PKCS_RSA_SHA384
+        || alg == &rcgen::PKCS_RSA_SHA512;
     let (mut params, mut warnings) = params_for(req, rsa, now)?;
     if params.not_after > signer.not_after {
         warnings.push(format!(
@@ -170,6 +174,32 @@ pub fn sign(
         der: c.der().to_vec(),
         warnings,
     })
+}
+
+/// Issues a certificate for the public key `spki_der` (a SubjectPublicKeyInfo,
+/// DER: a CSR's, or an existing certificate's when renewing with the same
+/// key). The issued certificate's SubjectPublicKeyInfo is checked to be
+/// `spki_der` byte for byte.
+pub fn sign_public_key(
+    req: &CertRequest,
+    spki_der: &[u8],
+    signer: &Signer,
+    now: OffsetDateTime,
+) -> Result<Issued> {
+    let fail = |reason: String| Error::Issue {
+        subject: req.common_name.clone(),
+        reason,
+    };
+    let public = rcgen::SubjectPublicKeyInfo::from_der(spki_der)
+        .map_err(|e| fail(format!("the public key is not usable: {e}")))?;
+    let issued = sign(req, &public, signer, now)?;
+    let c = cert::parse_der(&issued.der)?;
+    if c.public_key().raw != spki_der {
+        return Err(fail(
+            "the issued certificate's public key would differ from the one asked for".into(),
+        ));
+    }
+    Ok(issued)
 }
 
 /// Issues a self-signed certificate (a root CA) for `key`.

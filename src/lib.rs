@@ -15,6 +15,7 @@
 //!   registry and the simulated DPS decision.
 //! - [`hub_messages`]: the telemetry the local IoT hub received.
 //! - [`audit`]: checking a fleet of device certificates against a CA.
+//! - [`csr`] and [`lifecycle`]: signing CSRs, renewing devices, CA rollover.
 //! - [`pfx`]: PKCS#12 files for device applications.
 //! - [`text`]: escaping untrusted strings for terminals and logs.
 #![forbid(unsafe_code)]
@@ -22,6 +23,7 @@
 
 pub mod audit;
 pub mod cert;
+pub mod csr;
 pub mod dps;
 pub mod enroll;
 pub mod error;
@@ -31,6 +33,7 @@ pub mod hub_messages;
 pub mod ids;
 pub mod issue;
 pub mod keys;
+pub mod lifecycle;
 pub mod pfx;
 pub mod profile;
 pub mod provision;

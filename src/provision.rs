@@ -680,6 +680,46 @@ mod tests {
     }
 
     #[test]
+    fn a_group_admits_chains_to_its_primary_or_its_secondary() {
+        let now = OffsetDateTime::now_utc();
+        let old = pki("old-dev");
+        let new = pki("new-dev");
+        let (_t, s) = store();
+        let mut g = EnrollmentGroup::x509(
+            "fleet",
+            cert::to_pem(&old.inter),
+            ProvisioningStatus::Enabled,
+        );
+        s.create_group(&s.home().lock().unwrap(), &g).unwrap();
+        let old_chain = [old.leaf.clone(), old.inter.clone()];
+        let new_chain = [new.leaf.clone(), new.inter.clone()];
+        assert_eq!(
+            decide(&s, &old_chain, now).unwrap().status,
+            Status::Assigned
+        );
+        assert_eq!(decide(&s, &new_chain, now).unwrap().status, Status::Failed);
+        // Both certificates: both generations (the snapshot agrees).
+        g.signing_certificates_mut()
+            .unwrap()
+            .set_secondary(cert::to_pem(&new.inter));
+        s.replace_group(&s.home().lock().unwrap(), &g).unwrap();
+        let snap = Snapshot::load(&s);
+        for c in [&old_chain, &new_chain] {
+            assert_eq!(decide(&s, c, now).unwrap().status, Status::Assigned);
+            assert_eq!(snap.decide(c, now).unwrap().status, Status::Assigned);
+        }
+        // Promoted: the old generation is refused.
+        assert!(g.signing_certificates_mut().unwrap().promote_secondary());
+        s.replace_group(&s.home().lock().unwrap(), &g).unwrap();
+        assert_eq!(
+            decide(&s, &new_chain, now).unwrap().status,
+            Status::Assigned
+        );
+        let d = decide(&s, &old_chain, now).unwrap();
+        assert_eq!(d.status, Status::Failed, "{d:?}");
+    }
+
+    #[test]
     fn broken_records() {
         let now = OffsetDateTime::now_utc();
         let p = pki("dev-3");

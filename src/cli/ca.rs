@@ -21,6 +21,8 @@ pub enum CaCommand {
     /// Create a further intermediate CA NAME, signed by the root or another CA.
     #[command(after_help = INTERMEDIATE_HELP)]
     Intermediate(IntermediateArgs),
+    /// Make a successor for an intermediate CA (new key, same parent) and print the DPS rollover.
+    Rollover(super::ca_rollover::RolloverArgs),
     /// Show the CAs in the home as a tree, with the devices under each.
     #[command(after_help = LIST_HELP)]
     List,
@@ -184,6 +186,7 @@ pub fn run(cmd: &CaCommand, g: &Global) -> CmdResult {
             print_report(&report, g)?;
             Ok(0)
         }
+        CaCommand::Rollover(a) => super::ca_rollover::run(a, g),
         CaCommand::List => super::ca_list::run(g, now),
     }
 }

@@ -19,6 +19,10 @@ pub enum DeviceCommand {
     /// Issue a key, a certificate (CN = ID) and a full-chain file for each device ID.
     #[command(after_help = CREATE_HELP)]
     Create(CreateArgs),
+    /// Sign CSRs (PKCS#10): certificates for keys that never leave the device.
+    Sign(super::device_sign::SignArgs),
+    /// Renew devices' certificates: the same key by default, a new one with --rekey.
+    Renew(super::device_renew::RenewArgs),
 }
 
 const CREATE_HELP: &str = "\
@@ -96,6 +100,8 @@ pub struct CreateArgs {
 pub fn run(cmd: &DeviceCommand, g: &Global) -> CmdResult {
     match cmd {
         DeviceCommand::Create(a) => create(a, g),
+        DeviceCommand::Sign(a) => super::device_sign::run(a, g),
+        DeviceCommand::Renew(a) => super::device_renew::run(a, g),
     }
 }
 

@@ -47,6 +47,8 @@ pub enum EnrollCommand {
     /// Delete one local enrollment (or enrollment group); the record moves under archive/.
     #[command(after_help = DELETE_HELP)]
     Delete(IdArgs),
+    /// Change an individual enrollment's status or certificate (the pre-flight runs again).
+    Update(super::enroll_update::UpdateArgs),
 }
 
 /// Enrollment group commands.
@@ -55,6 +57,8 @@ pub enum GroupCommand {
     /// Create an X.509 enrollment group whose signing certificate is the CA.
     #[command(after_help = GROUP_CREATE_HELP)]
     Create(GroupCreateArgs),
+    /// Change a group: secondary certificate (CA rollover), promotion, status.
+    Update(super::enroll_group_update::GroupUpdateArgs),
 }
 
 const CHECK_HELP: &str = "\
@@ -274,6 +278,8 @@ pub fn run(cmd: &EnrollCommand, g: &Global) -> CmdResult {
         EnrollCommand::List => list(g),
         EnrollCommand::Show(a) => show(a, g),
         EnrollCommand::Delete(a) => delete(a, g),
+        EnrollCommand::Update(a) => super::enroll_update::run(a, g),
+        EnrollCommand::Group(GroupCommand::Update(a)) => super::enroll_group_update::run(a, g),
     }
 }
 

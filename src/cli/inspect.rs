@@ -17,8 +17,13 @@ issuer, serial, validity and days left, key algorithm and size, CA flag and
 pathlen, key usages, EKUs, SKI/AKI, and the SHA-1 and SHA-256 thumbprints as
 IoT Hub shows them (upper-case hex, no colons).
 
+With --key KEY, says whether the private key KEY belongs to the (first)
+certificate of FILE instead: the SDK's KEY_VALUES_MISMATCH caught before a
+device is flashed.
+
 EXIT CODES:
-  0  every file was read
+  0  every file was read (with --key: the key matches the certificate)
+  1  with --key: the key does not match the certificate
   2  a file could not be read or holds no certificate
 
 EXAMPLES:
@@ -26,7 +31,9 @@ EXAMPLES:
   The whole chain a device presents:
     iotca inspect pki/certs/sensor-thl-002-full-chain.cert.pem
   The thumbprint to paste into a self-signed individual enrollment:
-    iotca inspect device.pem --json | jq -r '.[0].sha1'";
+    iotca inspect device.pem --json | jq -r '.[0].sha1'
+  Does the key belong to the certificate?
+    iotca inspect --key pki/private/sensor-thl-002.key.pem pki/certs/sensor-thl-002.cert.pem";
 
 /// `inspect` flags.
 #[derive(Debug, Args)]
@@ -35,10 +42,63 @@ pub struct InspectArgs {
     /// Certificate files (PEM, possibly several certificates, or DER).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
+    /// A private key file: check it matches the certificate (exit 0 yes, 1 no).
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<PathBuf>,
+}
+
+/// `inspect --key --json`.
+#[derive(serde::Serialize)]
+struct JsonKeyMatch {
+    key_matches: bool,
+    key: String,
+    cert: String,
+    subject: String,
+}
+
+fn key_match(key_path: &std::path::Path, a: &InspectArgs, g: &Global) -> CmdResult {
+    if a.files.len() != 1 {
+        anyhow::bail!("--key checks one certificate: give exactly one FILE");
+    }
+    let file = &a.files[0];
+    let der = cert::read_certificates(file)?.swap_remove(0);
+    let c = cert::parse_der(&der).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let pass = super::passphrase_from(None)?;
+    let key = iotca::home::load_key(key_path, pass.as_ref())?;
+    let matches = key.public_key_der()? == c.public_key().raw;
+    let subject = cert::name_string(c.subject());
+    if g.json {
+        print_json(&JsonKeyMatch {
+            key_matches: matches,
+            key: key_path.display().to_string(),
+            cert: file.display().to_string(),
+            subject,
+        })?;
+    } else if !g.quiet {
+        if matches {
+            println!(
+                "MATCH: {} is the private key of {} ({})",
+                key_path.display(),
+                file.display(),
+                iotca::text::escape(&subject)
+            );
+        } else {
+            println!(
+                "NO MATCH: {} is not the private key of {} ({}); a device with both would fail the TLS handshake (KEY_VALUES_MISMATCH)",
+                key_path.display(),
+                file.display(),
+                iotca::text::escape(&subject)
+            );
+        }
+    }
+    Ok(if matches { 0 } else { 1 })
 }
 
 /// Runs `inspect`.
 pub fn run(a: &InspectArgs, g: &Global) -> CmdResult {
+    if let Some(k) = &a.key {
+        return key_match(k, a, g);
+    }
     let now = OffsetDateTime::now_utc();
     let mut all: Vec<(PathBuf, CertDetails)> = Vec::new();
     for f in &a.files {

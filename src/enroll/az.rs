@@ -125,6 +125,48 @@ pub fn hub_device_delete(hub_name: Option<&str>, device_id: &str) -> String {
     cmd
 }
 
+/// What an `az iot dps enrollment[-group] update` changes.
+#[derive(Debug, Clone, Default)]
+pub struct Update<'a> {
+    /// `--certificate-path`: the new primary certificate's file.
+    pub certificate_path: Option<&'a str>,
+    /// `--secondary-certificate-path`: the new secondary certificate's file.
+    pub secondary_certificate_path: Option<&'a str>,
+    /// `--remove-secondary-certificate`.
+    pub remove_secondary: bool,
+    /// `--provisioning-status`.
+    pub status: Option<super::schema::ProvisioningStatus>,
+}
+
+fn update(kind: &str, dps_name: Option<&str>, id: &str, u: &Update<'_>) -> String {
+    let mut cmd = format!("az iot dps {kind} update");
+    push(&mut cmd, "--dps-name", &name_or(dps_name, DPS_NAME_VAR));
+    push(&mut cmd, "--enrollment-id", &shell_quote(id));
+    if let Some(p) = u.certificate_path {
+        push(&mut cmd, "--certificate-path", &shell_quote(p));
+    }
+    if let Some(p) = u.secondary_certificate_path {
+        push(&mut cmd, "--secondary-certificate-path", &shell_quote(p));
+    }
+    if u.remove_secondary {
+        cmd.push_str(" --remove-secondary-certificate");
+    }
+    if let Some(s) = u.status {
+        push(&mut cmd, "--provisioning-status", s.as_str());
+    }
+    cmd
+}
+
+/// `az iot dps enrollment-group update ...`.
+pub fn group_update(dps_name: Option<&str>, group_id: &str, u: &Update<'_>) -> String {
+    update("enrollment-group", dps_name, group_id, u)
+}
+
+/// `az iot dps enrollment update ...`.
+pub fn enrollment_update(dps_name: Option<&str>, id: &str, u: &Update<'_>) -> String {
+    update("enrollment", dps_name, id, u)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

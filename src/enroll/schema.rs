@@ -175,6 +175,31 @@ impl X509Certificates {
         }
     }
 
+    /// Sets the secondary certificate (PEM), replacing any.
+    pub fn set_secondary(&mut self, pem: String) {
+        self.secondary = Some(X509CertificateWithInfo {
+            certificate: pem,
+            other: BTreeMap::new(),
+        });
+    }
+
+    /// The secondary becomes the primary; the old primary is dropped.
+    /// False (and nothing changes) when there is no secondary.
+    pub fn promote_secondary(&mut self) -> bool {
+        match self.secondary.take() {
+            Some(s) => {
+                self.primary = s;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Drops the secondary; false when there was none.
+    pub fn remove_secondary(&mut self) -> bool {
+        self.secondary.take().is_some()
+    }
+
     /// The primary, then the secondary certificate's PEM.
     pub fn pems(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.primary.certificate.as_str())
@@ -286,6 +311,11 @@ impl IndividualEnrollment {
         }
     }
 
+    /// The client certificates, to change them.
+    pub fn client_certificates_mut(&mut self) -> Option<&mut X509Certificates> {
+        self.attestation.x509.as_mut()?.client_certificates.as_mut()
+    }
+
     /// The client certificates (primary, secondary), if the attestation has them.
     pub fn client_certificates(&self) -> Option<&X509Certificates> {
         self.attestation.x509.as_ref()?.client_certificates.as_ref()
@@ -333,6 +363,15 @@ impl EnrollmentGroup {
             allocation_policy: None,
             other: BTreeMap::new(),
         }
+    }
+
+    /// The signing certificates, to change them.
+    pub fn signing_certificates_mut(&mut self) -> Option<&mut X509Certificates> {
+        self.attestation
+            .x509
+            .as_mut()?
+            .signing_certificates
+            .as_mut()
     }
 
     /// The signing certificates (primary, secondary), if the attestation has them.
@@ -393,6 +432,23 @@ mod tests {
             json!({"type": "x509", "x509": {"signingCertificates": {"primary": {"certificate": "CA"}}}})
         );
         assert_eq!(v["provisioningStatus"], "enabled");
+    }
+
+    #[test]
+    fn a_group_rolls_over_through_its_secondary() {
+        let mut g = EnrollmentGroup::x509("fleet", "OLD".into(), ProvisioningStatus::Enabled);
+        let c = g.signing_certificates_mut().unwrap();
+        assert!(!c.promote_secondary());
+        c.set_secondary("NEW".into());
+        let v = serde_json::to_value(&g).unwrap();
+        assert_eq!(
+            v["attestation"]["x509"]["signingCertificates"],
+            json!({"primary": {"certificate": "OLD"}, "secondary": {"certificate": "NEW"}})
+        );
+        let c = g.signing_certificates_mut().unwrap();
+        assert!(c.promote_secondary());
+        assert_eq!(c.pems().collect::<Vec<_>>(), ["NEW"]);
+        assert!(!c.remove_secondary());
     }
 
     #[test]

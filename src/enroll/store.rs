@@ -226,6 +226,57 @@ impl EnrollmentStore {
         Ok((written, back))
     }
 
+    /// Changes the enrollment group `id` under the home's lock: `change`
+    /// edits the record (it may refuse), the old record is archived, the
+    /// new one written and read back (provisioningStatus confirmed).
+    /// Returns what was written, the group before and the group after.
+    pub fn update_group(
+        &self,
+        id: &str,
+        change: impl FnOnce(&StoredGroup, &mut EnrollmentGroup) -> Result<()>,
+    ) -> Result<(Written, StoredGroup, StoredGroup)> {
+        let lock = self.home.lock()?;
+        let before = self.group(id)?.ok_or_else(|| {
+            Error::Invalid(format!(
+                "no enrollment group '{id}' in the local store; create it with `iotca enroll group create {id} --ca CERT`"
+            ))
+        })?;
+        let mut g = before.group.clone();
+        change(&before, &mut g)?;
+        let written = self.replace_group(&lock, &g)?;
+        let back = confirm(
+            &written.path,
+            self.group(id)?,
+            |b| b.group.provisioning_status,
+            g.provisioning_status,
+        )?;
+        Ok((written, before, back))
+    }
+
+    /// Changes the individual enrollment `id`, as [`EnrollmentStore::update_group`].
+    pub fn update_individual(
+        &self,
+        id: &str,
+        change: impl FnOnce(&StoredIndividual, &mut IndividualEnrollment) -> Result<()>,
+    ) -> Result<(Written, StoredIndividual, StoredIndividual)> {
+        let lock = self.home.lock()?;
+        let before = self.individual(id)?.ok_or_else(|| {
+            Error::Invalid(format!(
+                "no individual enrollment '{id}' in the local store; create it with `iotca enroll create --enrollment-id {id} --cert CERT`"
+            ))
+        })?;
+        let mut e = before.enrollment.clone();
+        change(&before, &mut e)?;
+        let written = self.replace_individual(&lock, &e)?;
+        let back = confirm(
+            &written.path,
+            self.individual(id)?,
+            |b| b.enrollment.provisioning_status,
+            e.provisioning_status,
+        )?;
+        Ok((written, before, back))
+    }
+
     /// Deletes the individual enrollment `id` by moving its file under
     /// `archive/<timestamp>/`. Returns the archive directory, or None when
     /// there was no such enrollment.

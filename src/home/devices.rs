@@ -146,7 +146,7 @@ pub fn create_devices(
             shown: format!("{}{more}", shown.join(", ")),
         });
     }
-    refuse_case_twins(home, &todo)?;
+    refuse_case_twins(home, todo.iter().map(|(id, _)| id.as_str()))?;
     if !to_archive.is_empty() {
         let refs: Vec<&Path> = to_archive.iter().map(PathBuf::as_path).collect();
         report.archived_to = lock.archive(&refs)?;
@@ -196,7 +196,10 @@ pub fn create_devices(
 /// Refuses new devices whose ID differs only in letter case from a device
 /// already in the home: DPS matches registration IDs case-insensitively, so
 /// the two certificates would compete for one registration.
-fn refuse_case_twins(home: &Home, todo: &[(String, Option<PrivateKey>)]) -> Result<()> {
+pub(crate) fn refuse_case_twins<'a>(
+    home: &Home,
+    todo: impl IntoIterator<Item = &'a str>,
+) -> Result<()> {
     let dir = home.path("certs");
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return Ok(());
@@ -210,12 +213,12 @@ fn refuse_case_twins(home: &Home, todo: &[(String, Option<PrivateKey>)]) -> Resu
             existing.insert(stem.to_ascii_lowercase(), stem.to_string());
         }
     }
-    for (id, _) in todo {
+    for id in todo {
         if let Some(other) = existing.get(&id.to_ascii_lowercase())
             && other != id
         {
             return Err(Error::CaseTwin {
-                id: id.clone(),
+                id: id.to_string(),
                 other: other.clone(),
             });
         }

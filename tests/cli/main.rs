@@ -14,6 +14,7 @@ mod dps;
 mod enroll;
 mod foundation;
 mod hardening;
+mod lifecycle;
 mod limbo;
 mod props;
 mod verify;
