@@ -232,7 +232,7 @@ async fn the_hub_refuses_with_connack_5() {
     let refused = Some(ConnectReturnCode::NotAuthorized);
     let id = "sensor-thl-001";
     assert_eq!(hub_connect(&server, &h, &h, id, &u(id)).await.1, accepted);
-    // Another hub name, or one the emulator does not have.
+    // Another hub name than the device's.
     assert_eq!(
         hub_connect(&server, &h, &h, id, &hub_username(HUB2, id))
             .await

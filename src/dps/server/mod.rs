@@ -200,13 +200,7 @@ struct Shared {
     messages: MessageStore,
 }
 
-impl Shared {
-    /// The emulator's hubs: `--hub` names, or the default hub.
-    fn hub_names(&self) -> Vec<String> {
-        hub_names(&self.config)
-    }
-}
-
+/// The emulator's hubs: `--hub` names, or the default hub.
 fn hub_names(config: &ServerConfig) -> Vec<String> {
     if config.hubs.is_empty() {
         vec![crate::provision::DEFAULT_HUB.to_string()]
