@@ -1,0 +1,277 @@
+//! The local DPS endpoint: the DPS device API over MQTT 3.1.1 and TLS, as
+//! the Azure IoT device SDKs speak it, answering from the local enrollment
+//! store with [`crate::provision::decide`] (the decision `iotca provision`
+//! makes; there is no second implementation here).
+//!
+//! # Protocol
+//!
+//! - TLS 1.2 or 1.3. A client certificate is required; any chain is accepted
+//!   at the TLS layer (the handshake signature is still verified, so the
+//!   device proves it holds the leaf's key), and the decision is made on
+//!   the presented chain afterwards, as DPS does.
+//! - CONNECT: client ID = registration ID; user name
+//!   `{idScope}/registrations/{registrationId}/api-version=...`. A user name
+//!   of another shape is refused with CONNACK 4, another ID scope (when the
+//!   server has one) with CONNACK 5.
+//! - SUBSCRIBE `$dps/registrations/res/#` (other filters get 0x80).
+//! - PUBLISH `$dps/registrations/PUT/iotdps-register/?$rid={rid}` (body
+//!   empty, or JSON with `registrationId`): the device is decided on the
+//!   spot. Refused (the registration ID in the user name, client ID or body
+//!   is not the leaf's CN, or nothing authorizes the device): `401` with
+//!   `{"errorCode": 401002, "trackingId", "message", "timestampUtc"}`.
+//!   Otherwise `202` on `$dps/registrations/res/202/?$rid={rid}&retry-after=1`
+//!   with `{"operationId", "status": "assigning"}`; an assigned device is
+//!   added to the local hub registry and a registration record is written.
+//! - PUBLISH `$dps/registrations/GET/iotdps-get-operationstatus/?$rid={rid}&operationId={op}`:
+//!   `200` with `{"operationId", "status": "assigned"|"disabled"|"failed",
+//!   "registrationState": {...}}` (DPS `DeviceRegistrationState`), or `404`
+//!   for an operation this connection did not start.
+//! - PINGREQ/PINGRESP, PUBACK for QoS 1 publishes, UNSUBSCRIBE, DISCONNECT.
+//!
+//! The Python SDK (azure-iot-device 2.14) returns a result for `assigned`,
+//! raises for `failed` and for statuses it does not know (so `disabled`
+//! raises `ClientError` whose cause says "invalid registration status
+//! disabled"), and raises on any status code from 300 to 428.
+//!
+//! # Limits
+//!
+//! One task per connection; a packet is at most [`Limits::max_packet`]
+//! bytes; the TLS handshake and the CONNECT must arrive within
+//! [`Limits::handshake_timeout`]; after that a connection idle for 1.5
+//! times its keep-alive is closed; at most [`Limits::max_connections`]
+//! connections at once. A malformed packet, a TLS failure or a timeout
+//! closes that connection and nothing else.
+
+mod conn;
+mod register;
+mod tls;
+mod topics;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+use super::emulator::{EmulatorCa, Registrations};
+use crate::enroll::EnrollmentStore;
+use crate::error::{Error, Result};
+use crate::store::Home;
+use conn::connection;
+use tls::tls_config;
+
+/// The port the device SDKs use.
+pub const DEFAULT_PORT: u16 = 8883;
+/// The topic filter devices subscribe to for replies.
+pub const RESPONSE_FILTER: &str = "$dps/registrations/res/#";
+/// Prefix of the register request topic.
+pub const REGISTER_TOPIC: &str = "$dps/registrations/PUT/iotdps-register/";
+/// Prefix of the operation status request topic.
+pub const STATUS_TOPIC: &str = "$dps/registrations/GET/iotdps-get-operationstatus/";
+/// The `retry-after` (seconds) sent with `202 assigning`.
+pub const RETRY_AFTER: u32 = 1;
+/// DPS's error code for an unauthorized device.
+pub const UNAUTHORIZED: u32 = 401002;
+/// DPS's error code for an internal error (a `failed` registration state).
+pub const INTERNAL_ERROR: u32 = 500000;
+
+/// Resource limits of the server.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// The largest MQTT packet accepted (remaining length), in bytes.
+    pub max_packet: usize,
+    /// Time allowed for the TLS handshake and, after it, for the CONNECT.
+    pub handshake_timeout: Duration,
+    /// Idle limit when the client's keep-alive is 0.
+    pub idle_without_keep_alive: Duration,
+    /// Time allowed for one write to a client.
+    pub write_timeout: Duration,
+    /// Connections served at once; further ones are closed at once.
+    pub max_connections: usize,
+    /// Operations one connection may keep for polling (oldest dropped first).
+    pub max_operations: usize,
+    /// Topic filters one connection may hold.
+    pub max_subscriptions: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_packet: 64 * 1024,
+            handshake_timeout: Duration::from_secs(10),
+            idle_without_keep_alive: Duration::from_secs(300),
+            write_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            max_operations: 16,
+            max_subscriptions: 8,
+        }
+    }
+}
+
+/// How the server is set up.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// The ID scope devices must use; any scope is accepted when None.
+    pub id_scope: Option<String>,
+    /// Where the HTTPS listener (DPS service and device API, hub
+    /// registries) listens; none when None.
+    pub https_listen: Option<SocketAddr>,
+    /// The emulator's IoT hubs (`--hub`, host names). An enrollment that
+    /// names no `iotHubs` may be allocated to any of them; none given
+    /// means the one hub [`provision::DEFAULT_HUB`].
+    pub hubs: Vec<String>,
+    /// Resource limits.
+    pub limits: Limits,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
+            id_scope: None,
+            https_listen: None,
+            hubs: Vec::new(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// A bound, not yet running, local DPS endpoint.
+pub struct Server {
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    shared: Arc<Shared>,
+    trust_path: PathBuf,
+    ca_created: bool,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("listen", &self.listener.local_addr().ok())
+            .field("trust_path", &self.trust_path)
+            .finish_non_exhaustive()
+    }
+}
+pub(super) struct Shared {
+    pub(super) home: Home,
+    pub(super) store: EnrollmentStore,
+    pub(super) registrations: Registrations,
+    pub(super) config: ServerConfig,
+    pub(super) writer: Mutex<()>,
+}
+
+impl Server {
+    /// Loads (or makes) the emulator CA in `home`, issues the server
+    /// certificate and binds the listening socket.
+    pub async fn bind(home: Home, config: ServerConfig) -> Result<Server> {
+        let now = OffsetDateTime::now_utc();
+        let h = home.clone();
+        let (ca, identity) = tokio::task::spawn_blocking(move || {
+            let ca = EmulatorCa::ensure(&h, now)?;
+            let identity = ca.issue_server(now)?;
+            Ok::<_, Error>((ca, identity))
+        })
+        .await
+        .map_err(|e| Error::Invalid(format!("could not prepare the server certificate: {e}")))??;
+        let tls = tls_config(&identity)?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| Error::Invalid(format!("cannot listen on {}: {e}", config.listen)))?;
+        Ok(Server {
+            listener,
+            acceptor: TlsAcceptor::from(Arc::new(tls)),
+            trust_path: ca.cert_path.clone(),
+            ca_created: ca.created,
+            shared: Arc::new(Shared {
+                store: EnrollmentStore::new(home.clone()),
+                registrations: Registrations::new(home.clone()),
+                home,
+                config,
+                writer: Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The address the server listens on (with the real port when 0 was asked).
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        self.listener
+            .local_addr()
+            .map_err(|e| Error::Invalid(format!("the listening socket has no address: {e}")))
+    }
+
+    /// The emulator CA certificate file devices must trust.
+    pub fn trust_path(&self) -> &Path {
+        &self.trust_path
+    }
+
+    /// True when binding made the emulator CA.
+    pub fn ca_created(&self) -> bool {
+        self.ca_created
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, closes every
+    /// connection (waiting up to 5 seconds for them) and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        let max = self.shared.config.limits.max_connections;
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                accepted = self.listener.accept() => match accepted {
+                    Ok((tcp, peer)) => {
+                        if tasks.len() >= max {
+                            log(&format!("{peer}: refused: {max} connections already open"));
+                            drop(tcp);
+                            continue;
+                        }
+                        let _ = tcp.set_nodelay(true);
+                        let shared = self.shared.clone();
+                        let acceptor = self.acceptor.clone();
+                        let mut stop = stop_rx.clone();
+                        tasks.spawn(async move {
+                            tokio::select! {
+                                r = connection(shared, acceptor, tcp, peer) => {
+                                    if let Err(e) = r {
+                                        log(&format!("{peer}: connection closed: {e}"));
+                                    }
+                                }
+                                _ = stop.wait_for(|s| *s) => {}
+                            }
+                        });
+                    }
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait, do not spin.
+                        log(&format!("accept failed: {e}"));
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+            }
+        }
+        drop(self.listener);
+        let _ = stop_tx.send(true);
+        let drain = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(5), drain)
+            .await
+            .is_err()
+        {
+            tasks.abort_all();
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn log(line: &str) {
+    eprintln!("iotca dps: {line}");
+}
