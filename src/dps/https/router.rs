@@ -228,6 +228,23 @@ pub async fn handle(
     let max_items = header(&req, "x-ms-max-item-count").and_then(|v| v.trim().parse().ok());
     let continuation = header(&req, "x-ms-continuation");
     let limit = state.limits.max_body;
+    let declared = header(&req, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        log(&format!(
+            "{peer} {method} {}: body refused: declared larger than {limit} bytes",
+            escape(&path)
+        ));
+        let mut r = dps_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            413000,
+            &format!("the request body is larger than {limit} bytes"),
+        );
+        r.headers_mut().insert(
+            "connection",
+            hyper::header::HeaderValue::from_static("close"),
+        );
+        return r;
+    }
     let read = Limited::new(req.into_body(), limit).collect();
     let body = match tokio::time::timeout(state.limits.body_timeout, read).await {
         Ok(Ok(b)) => b.to_bytes(),
