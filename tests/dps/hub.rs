@@ -322,7 +322,8 @@ async fn deleting_or_disabling_a_device_closes_its_connections() {
     let h = lab(t.path(), &ids);
     let server = ServerGuard::start(&h, &[]);
     provision(&server, &h, &ids).await;
-    let default_hub = iotca::provision::DEFAULT_HUB;
+    // DPS recorded the group's hub on each device record.
+    let default_hub = HUB;
     let mut conns = Vec::new();
     for id in ids {
         let (c, code) = hub_connect(&server, &h, &h, id, &hub_username(default_hub, id)).await;
