@@ -13,10 +13,12 @@ BASELINE_DEVICES=${BASELINE_DEVICES:-200}  # devices issued by openssl, one proc
 AUDIT=${AUDIT:-20000}            # certificate files audited
 CSRS=${CSRS:-1000}               # CSRs signed in bulk by `device sign DIR`
 RSA_KEYS=${RSA_KEYS:-12}         # RSA keys per size (key generation time varies a lot: more is steadier)
+HUB_DEVICES=${HUB_DEVICES:-500}  # devices connected to the local hub at once (at most DEVICES)
+HUB_MESSAGES=${HUB_MESSAGES:-20} # QoS 1 messages each of them sends
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
-cargo build --release --quiet
+cargo build --release --quiet --bin iotca --example hub_load
 IOTCA="$here/target/release/iotca"
 work=$(mktemp -d "${TMPDIR:-/tmp}/iotca-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -133,6 +135,21 @@ for f in $(ls "$csrs"/*.csr | head -n "$BASELINE_DEVICES"); do
 done
 t1=$(now)
 openssl_sign_rate=$(echo "$BASELINE_DEVICES / $(elapsed "$t0" "$t1")" | bc -l)
+# ---- 4. the local hub: many devices connected at once -----------------------
+hub_name=bench-hub.azure-devices.net
+head -n "$HUB_DEVICES" "$work/ids.txt" > "$work/hub-ids.txt"
+while read -r id; do "$IOTCA" --home "$home" hub device add "$id" -q; done < "$work/hub-ids.txt"
+"$IOTCA" --home "$home" dps serve --listen 127.0.0.1:0 --https-listen 127.0.0.1:0 --hub "$hub_name" \
+  > "$work/serve.out" 2> "$work/serve.err" &
+serve_pid=$!
+for _ in $(seq 1 100); do grep -q 'listening on' "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
+hub_addr=$(sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' "$work/serve.out" | head -n 1)
+hub_json=$("$here/target/release/examples/hub_load" "$home" "$hub_addr" "$hub_name" "$work/hub-ids.txt" "$HUB_MESSAGES")
+hub_rss_mb=$(( $(awk '/^VmHWM/ {print $2}' "/proc/$serve_pid/status") / 1024 ))
+kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true
+hub_field() { echo "$hub_json" | sed -n "s/.*\"$1\": \([0-9.]*\).*/\1/p"; }
+hub_connected=$(hub_field connected); hub_acked=$(hub_field acked)
+hub_expected=$(hub_field expected); hub_secs=$(hub_field seconds)
 
 echo "| measure | iotca | openssl | ratio |"
 echo "|---|---|---|---|"
@@ -147,7 +164,11 @@ echo
 echo "issued $DEVICES devices in ${iotca_issue}s (openssl: $BASELINE_DEVICES in ${openssl_issue}s)"
 echo "audited $AUDIT files in ${iotca_audit}s, peak RSS ${rss_mb} MB, $chained chain (openssl verify: $openssl_ok OK in ${openssl_audit}s)"
 echo "signed $signed of $CSRS CSRs in ${iotca_sign}s (openssl x509 -req: $BASELINE_DEVICES one process each)"
+echo "hub: $hub_connected of $HUB_DEVICES devices connected at once, $hub_acked of $hub_expected QoS 1 messages acknowledged in ${hub_secs}s ($(rate "$hub_acked" "$hub_secs") per second), server peak RSS ${hub_rss_mb} MB"
 echo "RSA ratio is openssl time / iotca time: above 1 means iotca is faster"
+if [ "$hub_connected" != "$HUB_DEVICES" ] || [ "$hub_acked" != "$hub_expected" ]; then
+  echo "WARNING: not every hub device connected or had every message acknowledged" >&2
+fi
 if [ "$chained" != "$AUDIT" ] || [ "$openssl_ok" != "$AUDIT" ]; then
   echo "WARNING: not every audited certificate verified; the comparison is not like for like" >&2
 fi

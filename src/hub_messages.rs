@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
+use crate::home::{FileKind, Home};
 use crate::hub::check_registry_id;
-use crate::store::{FileKind, Home};
 
 /// Directory of the message files, relative to the home.
 pub const MESSAGES_DIR: &str = "hub/messages";

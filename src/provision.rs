@@ -37,7 +37,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::cert;
-use crate::enroll::schema::ProvisioningStatus;
+use crate::enroll::schema::{AllocationPolicy, ProvisioningStatus};
 use crate::enroll::{EnrollmentKind, EnrollmentStore, StoredGroup, StoredIndividual};
 use crate::error::{Error, Result};
 use crate::home::Locked;
@@ -98,6 +98,85 @@ pub struct Decision {
     /// Broken records skipped while deciding (each names its file).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// How the deciding enrollment allocates a hub (for the emulator,
+    /// which knows its hubs and the device's earlier registration).
+    #[serde(skip)]
+    pub allocation: Option<Allocation>,
+}
+
+/// An enrollment's allocation settings (DESIGN section 11).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Allocation {
+    /// `iotHubs`; None or empty: every hub of the emulator.
+    pub iot_hubs: Option<Vec<String>>,
+    /// `allocationPolicy`; None is `hashed`.
+    pub policy: Option<AllocationPolicy>,
+    /// `iotHubHostName` (for `static`).
+    pub static_hub: Option<String>,
+    /// `reprovisionPolicy.updateHubAssignment`.
+    pub update_hub_assignment: bool,
+}
+
+impl Allocation {
+    /// The hubs the enrollment may assign to, given the emulator's hubs
+    /// (none: [`DEFAULT_HUB`]).
+    pub fn candidates(&self, server_hubs: &[String]) -> Vec<String> {
+        match &self.iot_hubs {
+            Some(h) if !h.is_empty() => h.clone(),
+            _ if !server_hubs.is_empty() => server_hubs.to_vec(),
+            _ => vec![DEFAULT_HUB.to_string()],
+        }
+    }
+
+    /// The hub for `registration_id`: `hashed` (evenly weighted,
+    /// deterministic in the lower-cased registration ID), `static`
+    /// (`iotHubHostName`, else the first hub), `geoLatency` and `custom`
+    /// (locally: the first hub). With `previous` (the hub of the device's
+    /// earlier registration): kept while it is still among the hubs, and
+    /// kept anyway when `updateHubAssignment` is false.
+    pub fn hub(
+        &self,
+        server_hubs: &[String],
+        registration_id: &str,
+        previous: Option<&str>,
+    ) -> String {
+        let hubs = self.candidates(server_hubs);
+        if let Some(p) = previous
+            && (hubs.iter().any(|h| h.eq_ignore_ascii_case(p)) || !self.update_hub_assignment)
+        {
+            return p.to_string();
+        }
+        match self.policy.unwrap_or(AllocationPolicy::Hashed) {
+            AllocationPolicy::Hashed => {
+                let digest = ring::digest::digest(
+                    &ring::digest::SHA256,
+                    registration_id.to_ascii_lowercase().as_bytes(),
+                );
+                let mut n = [0u8; 8];
+                n.copy_from_slice(&digest.as_ref()[..8]);
+                hubs[(u64::from_be_bytes(n) % hubs.len() as u64) as usize].clone()
+            }
+            AllocationPolicy::Static => self.static_hub.clone().unwrap_or_else(|| hubs[0].clone()),
+            AllocationPolicy::GeoLatency | AllocationPolicy::Custom => hubs[0].clone(),
+        }
+    }
+}
+
+fn allocation_of(
+    iot_hubs: Option<&Vec<String>>,
+    policy: Option<AllocationPolicy>,
+    other: &std::collections::BTreeMap<String, serde_json::Value>,
+    reprovision: crate::enroll::schema::ReprovisionPolicy,
+) -> Allocation {
+    Allocation {
+        iot_hubs: iot_hubs.cloned(),
+        policy,
+        static_hub: other
+            .get("iotHubHostName")
+            .and_then(|v| v.as_str())
+            .map(str::to_string),
+        update_hub_assignment: reprovision.update_hub_assignment,
+    }
 }
 
 impl Decision {
@@ -110,6 +189,7 @@ impl Decision {
             enrollment: None,
             message: format!("unauthorized: {reason}"),
             warnings: Vec::new(),
+            allocation: None,
         }
     }
 
@@ -119,7 +199,7 @@ impl Decision {
         status: ProvisioningStatus,
         registration_id: &str,
         device_id: Option<&str>,
-        hubs: Option<&Vec<String>>,
+        allocation: Allocation,
     ) -> Self {
         let enrollment = Some(EnrollmentRef {
             kind,
@@ -135,13 +215,11 @@ impl Decision {
                 enrollment,
                 message: format!("registration status is disabled ({what} is disabled)"),
                 warnings: Vec::new(),
+                allocation: Some(allocation),
             },
             ProvisioningStatus::Enabled => {
                 let device = device_id.unwrap_or(registration_id).to_string();
-                let hub = hubs
-                    .and_then(|h| h.first())
-                    .cloned()
-                    .unwrap_or_else(|| DEFAULT_HUB.to_string());
+                let hub = allocation.hub(&[], registration_id, None);
                 Decision {
                     status: Status::Assigned,
                     registration_id: Some(registration_id.to_string()),
@@ -150,6 +228,7 @@ impl Decision {
                     assigned_hub: Some(hub),
                     enrollment,
                     warnings: Vec::new(),
+                    allocation: Some(allocation),
                 }
             }
         }
@@ -400,7 +479,12 @@ fn decide_inner<D: AsRef<[u8]>>(
             e.provisioning_status,
             &cn,
             e.device_id.as_deref(),
-            e.iot_hubs.as_ref(),
+            allocation_of(
+                e.iot_hubs.as_ref(),
+                e.allocation_policy,
+                &e.other,
+                e.reprovision_policy,
+            ),
         ));
     }
 
@@ -460,7 +544,12 @@ fn decide_inner<D: AsRef<[u8]>>(
                 group.provisioning_status,
                 &cn,
                 None,
-                group.iot_hubs.as_ref(),
+                allocation_of(
+                    group.iot_hubs.as_ref(),
+                    group.allocation_policy,
+                    &group.other,
+                    group.reprovision_policy,
+                ),
             ));
         }
         if g.subjects.iter().any(|s| levels.contains(s))
@@ -506,13 +595,23 @@ pub fn register(
         return Ok(None);
     };
     let registry = Registry::new(lock.home().clone());
-    if registry.get(device_id)?.is_some() {
-        return Ok(None);
+    if let Some(mut old) = registry.get(device_id)? {
+        // Already registered; a device that moved to another hub moves
+        // its record with it (a device ID is unique across the hubs).
+        match (&decision.assigned_hub, &old.hub) {
+            (Some(new), Some(was)) if new != was => {
+                old.hub = Some(new.clone());
+                registry.delete(lock, device_id)?;
+                return registry.add(lock, &old).map(Some);
+            }
+            _ => return Ok(None),
+        }
     }
-    let device = match e.kind {
+    let mut device = match e.kind {
         EnrollmentKind::Individual => Device::with_thumbprint(device_id, leaf_der, now),
         EnrollmentKind::Group => Device::ca_signed(device_id, now),
     };
+    device.hub = decision.assigned_hub.clone();
     registry.add(lock, &device).map(Some)
 }
 

@@ -24,7 +24,28 @@ pub enum DpsCommand {
     /// List the registration records (dps/registrations/<id>.json).
     #[command(after_help = REGISTRATIONS_HELP)]
     Registrations,
+    /// Print the connection strings of the running emulator (DPS service, each hub).
+    #[command(after_help = CONNECTION_STRINGS_HELP)]
+    ConnectionStrings,
 }
+
+const CONNECTION_STRINGS_HELP: &str = "\
+Reads private/iotca-dps-endpoint.json, which every `iotca dps serve` start writes (0600):
+the ID scope, the MQTT and HTTPS addresses, the file to trust, the DPS service connection
+string (policy provisioningserviceowner) and, for each hub, two connection strings:
+`connection_string` (HostName=<hub>;...;GatewayHostName=localhost:PORT, for iotca) and
+`sdk_connection_string` (HostName=localhost:PORT, for Microsoft's service SDKs, which
+cannot take a gateway). They hold the service keys: keep the output private.
+
+EXIT CODES:
+  0  printed
+  2  the emulator has not been started in this home (no endpoint file), or it is unreadable
+
+EXAMPLES:
+  The DPS service connection string for azure-iot-deviceprovisioning:
+    iotca --home pki dps connection-strings --json | jq -r .dps.connection_string
+  Every hub's SDK connection string:
+    iotca --home pki dps connection-strings --json | jq -r '.hubs[].sdk_connection_string'";
 
 const SERVE_HELP: &str = "\
 Devices connect with their X.509 certificate (send the full chain) over TLS 1.2 or 1.3, and
@@ -35,6 +56,15 @@ An assigned device is added to the local hub registry (hub/devices/) and every d
 is recorded under dps/registrations/ and logged on stderr (one line: who, what, why).
 A registration ID (MQTT user name, client ID or request body) that is not the
 certificate's CN, or a device nothing authorizes, is refused with 401 (errorCode 401002).
+
+HTTPS (--https-listen, default 127.0.0.1:8443) serves the DPS service API (enrollments,
+enrollment groups, registration states; SAS policy provisioningserviceowner), the DPS device
+API over HTTPS (X.509 client certificate) and each --hub's identity registry (/devices;
+SAS policy iothubowner with that hub's key), on the same store the CLI uses. The service
+keys are made on first start (private/iotca-dps-service.key, private/iotca-hub-<host>.key,
+never overwritten); `iotca dps connection-strings` prints the connection strings. Devices
+are allocated among an enrollment's iotHubs (default: every --hub) by its allocationPolicy
+(hashed by default, static, geoLatency).
 
 On first start the emulator CA is made in the home (certs/iotca-dps-server-ca.cert.pem,
 private/iotca-dps-server-ca.key.pem) and never overwritten; the server certificate it
@@ -48,8 +78,9 @@ EXIT CODES:
 EXAMPLES:
   Serve the lab home on the SDKs' port:
     iotca --home pki dps serve
-  Another port, a fixed ID scope, and the hub assigned when an enrollment names none:
-    iotca --home pki dps serve --listen 127.0.0.1:18883 --id-scope 0ne00LAB001 --hub lab-hub.azure-devices.net
+  Other ports, a fixed ID scope, and two hubs to allocate devices among:
+    iotca --home pki dps serve --listen 127.0.0.1:18883 --https-listen 127.0.0.1:18443 \\
+        --id-scope 0ne00LAB001 --hub lab-hub.azure-devices.net --hub lab-hub-2.azure-devices.net
   Register with the Python device SDK (azure-iot-device):
     ProvisioningDeviceClient.create_from_x509_certificate(provisioning_host=\"localhost\",
         registration_id=\"sensor-thl-001\", id_scope=\"0ne00LAB001\",
@@ -114,6 +145,7 @@ pub fn run(cmd: &DpsCommand, g: &Global) -> CmdResult {
         DpsCommand::Serve(a) => serve(a, g),
         DpsCommand::Trust => trust(g),
         DpsCommand::Registrations => registrations(g),
+        DpsCommand::ConnectionStrings => connection_strings(g),
     }
 }
 
@@ -137,6 +169,7 @@ fn serve(a: &ServeArgs, g: &Global) -> CmdResult {
     rt.block_on(async move {
         let server = Server::bind(home, config).await?;
         let addr = server.local_addr()?;
+        let https = server.https_addr();
         let trust = server.trust_path().to_path_buf();
         if server.ca_created() {
             eprintln!(
@@ -153,14 +186,16 @@ fn serve(a: &ServeArgs, g: &Global) -> CmdResult {
                     "{}",
                     serde_json::json!({
                         "listening": addr.to_string(),
+                        "https": https.map(|h| h.to_string()),
                         "id_scope": a.id_scope,
                         "trust": trust,
                     })
                 )?;
             } else {
+                let https = https.map(|h| format!(", HTTPS on {h}")).unwrap_or_default();
                 writeln!(
                     out,
-                    "iotca dps: listening on {addr} (ID scope: {scope}; devices trust {})",
+                    "iotca dps: listening on {addr} (ID scope: {scope}; devices trust {}){https}",
                     trust.display()
                 )?;
             }
@@ -251,4 +286,29 @@ fn registrations(g: &Global) -> CmdResult {
         out.write_all(s.as_bytes())?;
     }
     Ok(if listing.errors.is_empty() { 0 } else { 2 })
+}
+
+fn connection_strings(g: &Global) -> CmdResult {
+    let home = Home::open(&g.home_dir())?;
+    let e = iotca::dps::https::keys::Endpoint::read(&home)?;
+    if g.json {
+        print_json(&e)?;
+        return Ok(0);
+    }
+    let mut s = format!(
+        "ID scope:   {}\nMQTT:       {}\nHTTPS:      {}\ntrust:      {}\nDPS:        {}\n",
+        e.id_scope,
+        e.mqtt,
+        e.https.as_deref().unwrap_or("-"),
+        home.path(&e.trust).display(),
+        e.dps.connection_string
+    );
+    for h in &e.hubs {
+        s.push_str(&format!(
+            "hub {}:\n  iotca: {}\n  SDKs:  {}\n",
+            h.name, h.connection_string, h.sdk_connection_string
+        ));
+    }
+    std::io::stdout().lock().write_all(s.as_bytes())?;
+    Ok(0)
 }

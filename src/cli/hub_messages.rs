@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use clap::Args;
 
+use iotca::home::Home;
 use iotca::hub_messages::{Message, MessageStore};
-use iotca::store::Home;
 use iotca::text::escape;
 
 use super::{CmdResult, Global};

@@ -149,11 +149,22 @@ impl EmulatorCa {
     /// Issues a server certificate for `localhost` / `127.0.0.1` with a
     /// fresh P-256 key.
     pub fn issue_server(&self, now: OffsetDateTime) -> Result<ServerIdentity> {
+        self.issue_server_for(now, &[])
+    }
+
+    /// As [`EmulatorCa::issue_server`], the SAN also naming `hubs` (the
+    /// emulator's hub host names).
+    pub fn issue_server_for(&self, now: OffsetDateTime, hubs: &[String]) -> Result<ServerIdentity> {
         let key = PrivateKey::generate(KeyAlgorithm::P256)?;
         let kp = key.signing_key()?;
         let mut req = CertRequest::new(SERVER_COMMON_NAME, server_profile());
         req.days = Some(SERVER_DAYS);
         req.subject_alt_names = SERVER_NAMES.iter().map(|s| s.to_string()).collect();
+        for h in hubs {
+            if !req.subject_alt_names.contains(h) {
+                req.subject_alt_names.push(h.clone());
+            }
+        }
         let issued = issue::sign(&req, &kp, &self.signer, now)?;
         let lock = self.home.lock()?;
         lock.archive(&[&self.home.path(SERVER_CERT)])?;
@@ -205,7 +216,7 @@ impl std::fmt::Debug for ServerIdentity {
 }
 
 /// A registration record: the DPS `DeviceRegistrationState`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct RegistrationState {
     /// The registration ID (the device certificate's CN).
@@ -236,6 +247,10 @@ pub struct RegistrationState {
     /// The record's entity tag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
+    /// The enrollment group that decided, iotca's own field (what the
+    /// per-group registration query of the service API selects by).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrollment_group_id: Option<String>,
 }
 
 /// The registration records of one home.
@@ -415,6 +430,7 @@ mod tests {
             error_message: None,
             last_updated_date_time_utc: None,
             etag: Some(new_etag()),
+            enrollment_group_id: None,
         };
         let p = r.put(&home.lock().unwrap(), &s).unwrap();
         assert!(p.ends_with("dps/registrations/dev-1.json"));

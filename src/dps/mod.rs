@@ -9,7 +9,9 @@
 //!   registration records under `dps/registrations/`.
 
 pub mod emulator;
+pub mod https;
 pub mod mqtt;
+pub mod registration;
 pub mod server;
 
 pub use emulator::{EmulatorCa, RegistrationState, Registrations};

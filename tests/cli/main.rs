@@ -11,6 +11,7 @@ mod audit;
 mod certgen;
 mod compat;
 mod dps;
+mod dps_https;
 mod enroll;
 mod foundation;
 mod hardening;

@@ -191,8 +191,8 @@ fn load_anchors(home: &Home, store: &EnrollmentStore) -> GroupCas {
     for g in store.groups().records {
         ders.extend(g.certificates);
     }
-    if let Ok(inv) = crate::inventory::scan(home, OffsetDateTime::now_utc()) {
-        let mut stack: Vec<&crate::inventory::CaNode> = inv.cas.iter().collect();
+    if let Ok(inv) = crate::home::inventory::scan(home, OffsetDateTime::now_utc()) {
+        let mut stack: Vec<&crate::home::inventory::CaNode> = inv.cas.iter().collect();
         while let Some(node) = stack.pop() {
             stack.extend(node.children.iter());
             // The emulator's own server CA signs no devices.

@@ -135,6 +135,8 @@ pub struct ServerConfig {
     pub hubs: Vec<String>,
     /// Resource limits.
     pub limits: Limits,
+    /// Resource limits of the HTTPS listener.
+    pub https_limits: crate::dps::https::Limits,
 }
 
 impl Default for ServerConfig {
@@ -145,6 +147,7 @@ impl Default for ServerConfig {
             https_listen: None,
             hubs: Vec::new(),
             limits: Limits::default(),
+            https_limits: crate::dps::https::Limits::default(),
         }
     }
 }
@@ -172,6 +175,9 @@ pub fn resolve_listen(s: &str) -> Result<SocketAddr> {
         .ok_or_else(|| Error::Invalid(format!("'{s}' resolves to no address")))
 }
 
+/// The ID scope written to the endpoint file when none is fixed (any is accepted).
+pub const DEFAULT_ID_SCOPE: &str = "0ne00000000";
+
 /// A bound, not yet running, local DPS endpoint.
 pub struct Server {
     listener: TcpListener,
@@ -179,6 +185,15 @@ pub struct Server {
     shared: Arc<Shared>,
     trust_path: PathBuf,
     ca_created: bool,
+    https: Option<Https>,
+    endpoint_path: PathBuf,
+}
+
+/// The bound HTTPS listener.
+struct Https {
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    state: Arc<crate::dps::https::State>,
 }
 
 impl std::fmt::Debug for Server {
@@ -200,13 +215,7 @@ struct Shared {
     messages: MessageStore,
 }
 
-impl Shared {
-    /// The emulator's hubs: `--hub` names, or the default hub.
-    fn hub_names(&self) -> Vec<String> {
-        hub_names(&self.config)
-    }
-}
-
+/// The emulator's hubs: `--hub` names, or the default hub.
 fn hub_names(config: &ServerConfig) -> Vec<String> {
     if config.hubs.is_empty() {
         vec![crate::provision::DEFAULT_HUB.to_string()]
@@ -218,13 +227,22 @@ fn hub_names(config: &ServerConfig) -> Vec<String> {
 impl Server {
     /// Loads (or makes) the emulator CA in `home`, issues the server
     /// certificate and binds the listening socket.
-    pub async fn bind(home: Home, config: ServerConfig) -> Result<Server> {
+    pub async fn bind(home: Home, mut config: ServerConfig) -> Result<Server> {
+        use crate::dps::https;
         let now = OffsetDateTime::now_utc();
+        if config.hubs.is_empty() {
+            config.hubs.push(crate::provision::DEFAULT_HUB.to_string());
+        }
+        for h in &config.hubs {
+            https::keys::check_hub_host(h)?;
+        }
         let h = home.clone();
-        let (ca, identity) = tokio::task::spawn_blocking(move || {
+        let hubs = config.hubs.clone();
+        let (ca, identity, keys) = tokio::task::spawn_blocking(move || {
             let ca = EmulatorCa::ensure(&h, now)?;
-            let identity = ca.issue_server(now)?;
-            Ok::<_, Error>((ca, identity))
+            let identity = ca.issue_server_for(now, &hubs)?;
+            let keys = https::keys::ServiceKeys::ensure(&h, &hubs)?;
+            Ok::<_, Error>((ca, identity, keys))
         })
         .await
         .map_err(|e| Error::Invalid(format!("could not prepare the server certificate: {e}")))??;
@@ -232,11 +250,55 @@ impl Server {
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| Error::Invalid(format!("cannot listen on {}: {e}", config.listen)))?;
+        let mqtt_addr = listener
+            .local_addr()
+            .map_err(|e| Error::Invalid(format!("the listening socket has no address: {e}")))?;
+        let https_listener = match config.https_listen {
+            Some(a) => Some(
+                TcpListener::bind(a)
+                    .await
+                    .map_err(|e| Error::Invalid(format!("cannot listen on {a}: {e}")))?,
+            ),
+            None => None,
+        };
+        let https_addr = https_listener.as_ref().and_then(|l| l.local_addr().ok());
+        let trust_rel = crate::dps::emulator::CA_CERT.to_string();
+        let endpoint = https::keys::Endpoint::new(
+            &keys,
+            config.id_scope.as_deref().unwrap_or(DEFAULT_ID_SCOPE),
+            mqtt_addr,
+            https_addr,
+            &trust_rel,
+        );
+        let h = home.clone();
+        let endpoint_path = tokio::task::spawn_blocking(move || endpoint.write(&h))
+            .await
+            .map_err(|e| Error::Invalid(format!("could not write the endpoint file: {e}")))??;
+        let https = match https_listener {
+            Some(l) => Some(Https {
+                listener: l,
+                acceptor: TlsAcceptor::from(Arc::new(https::tls::config(&identity)?)),
+                state: Arc::new(https::State {
+                    store: EnrollmentStore::new(home.clone()),
+                    registrations: Registrations::new(home.clone()),
+                    registry: crate::hub::Registry::new(home.clone()),
+                    home: home.clone(),
+                    keys,
+                    id_scope: config.id_scope.clone(),
+                    hubs: config.hubs.clone(),
+                    limits: config.https_limits.clone(),
+                    operations: Mutex::new(Default::default()),
+                }),
+            }),
+            None => None,
+        };
         Ok(Server {
             listener,
             acceptor: TlsAcceptor::from(Arc::new(tls)),
             trust_path: ca.cert_path.clone(),
             ca_created: ca.created,
+            https,
+            endpoint_path,
             shared: Arc::new(Shared {
                 hub_auth: Arc::new(HubAuth::new(home.clone(), hub_names(&config).remove(0))),
                 watcher: Arc::new(Watcher::default()),
@@ -248,6 +310,18 @@ impl Server {
                 writer: Mutex::new(()),
             }),
         })
+    }
+
+    /// The address of the HTTPS listener, when there is one.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https
+            .as_ref()
+            .and_then(|h| h.listener.local_addr().ok())
+    }
+
+    /// `private/iotca-dps-endpoint.json`, written by [`Server::bind`].
+    pub fn endpoint_path(&self) -> &Path {
+        &self.endpoint_path
     }
 
     /// The address the server listens on (with the real port when 0 was asked).
@@ -269,7 +343,7 @@ impl Server {
 
     /// Serves until `shutdown` completes, then stops accepting, closes every
     /// connection (waiting up to 5 seconds for them) and returns.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let watcher = tokio::spawn(
             self.shared
@@ -277,6 +351,17 @@ impl Server {
                 .clone()
                 .run(self.shared.hub_auth.clone(), stop_rx.clone()),
         );
+        let https_task = self.https.take().map(|h| {
+            let mut stop = stop_rx.clone();
+            tokio::spawn(crate::dps::https::serve(
+                h.listener,
+                h.acceptor,
+                h.state,
+                async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                },
+            ))
+        });
         let mut tasks = JoinSet::new();
         let max = self.shared.config.limits.max_connections;
         tokio::pin!(shutdown);
@@ -316,6 +401,9 @@ impl Server {
         }
         drop(self.listener);
         let _ = stop_tx.send(true);
+        if let Some(t) = https_task {
+            let _ = t.await;
+        }
         let drain = async { while tasks.join_next().await.is_some() {} };
         if tokio::time::timeout(Duration::from_secs(5), drain)
             .await

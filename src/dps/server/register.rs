@@ -12,7 +12,7 @@ use super::{INTERNAL_ERROR, REGISTER_TOPIC, RETRY_AFTER, STATUS_TOPIC, Shared, U
 use crate::cert;
 use crate::dps::emulator::{self, RegistrationState};
 use crate::dps::mqtt::Publish;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ids;
 use crate::provision::{self, Decision, Status};
 
@@ -172,18 +172,17 @@ pub(super) async fn register(
             error_body(UNAUTHORIZED, &why, now),
         )));
     }
-    if let (Some(hub), Some(assigned)) = (shared.config.hubs.first(), &decision.assigned_hub)
-        && assigned == provision::DEFAULT_HUB
-    {
-        decision.assigned_hub = Some(hub.clone());
-        decision.message = decision.message.replace(provision::DEFAULT_HUB, hub);
-    }
     let leaf = session.chain.first().cloned().unwrap_or_default();
     let s = shared.clone();
-    let d = decision.clone();
-    let committed = tokio::task::spawn_blocking(move || commit(&s, &d, &leaf, now))
-        .await
-        .map_err(|e| ConnError::Protocol(format!("the registration task failed: {e}")))?;
+    let mut d = decision.clone();
+    let committed = tokio::task::spawn_blocking(move || {
+        let r = commit(&s, &mut d, &leaf, now);
+        (d, r)
+    })
+    .await
+    .map_err(|e| ConnError::Protocol(format!("the registration task failed: {e}")))?;
+    let (d, committed) = committed;
+    decision = d;
     let (state, line) = match committed {
         Ok(state) => {
             let line = format!("{}: {}", decision.status.as_str(), decision.message);
@@ -239,55 +238,28 @@ pub(super) fn failed_state(
         error_message: Some(why.to_string()),
         last_updated_date_time_utc: Some(t),
         etag: Some(emulator::new_etag()),
+        enrollment_group_id: None,
     }
 }
 
-/// What DPS does once it has decided: the device joins the hub registry
-/// (when assigned) and the registration record is written. Serialised by
-/// the in-process mutex and the home's lock.
+/// What DPS does once it has decided ([`crate::dps::registration::commit`],
+/// shared with the HTTPS device API), serialised by the in-process mutex
+/// and the home's lock.
 pub(super) fn commit(
     shared: &Shared,
-    decision: &Decision,
+    decision: &mut Decision,
     leaf: &[u8],
     now: OffsetDateTime,
 ) -> Result<RegistrationState> {
-    let registration_id = decision
-        .registration_id
-        .clone()
-        .ok_or_else(|| Error::Invalid("the decision has no registration ID".into()))?;
     let _inner = shared.writer.lock().unwrap_or_else(|p| p.into_inner());
-    let lock = shared.home.lock()?;
-    if decision.status == Status::Assigned {
-        provision::register(&lock, decision, leaf, now)?;
-    }
-    let t = cert::rfc3339(now);
-    let created = match shared.registrations.get(&registration_id) {
-        Ok(Some(old)) => old.created_date_time_utc,
-        _ => None,
-    };
-    let assigned = decision.status == Status::Assigned;
-    let state = RegistrationState {
-        registration_id,
-        created_date_time_utc: Some(created.unwrap_or_else(|| t.clone())),
-        assigned_hub: if assigned {
-            decision.assigned_hub.clone()
-        } else {
-            None
-        },
-        device_id: if assigned {
-            decision.device_id.clone()
-        } else {
-            None
-        },
-        status: decision.status.as_str().into(),
-        substatus: assigned.then(|| "initialAssignment".to_string()),
-        error_code: None,
-        error_message: None,
-        last_updated_date_time_utc: Some(t),
-        etag: Some(emulator::new_etag()),
-    };
-    shared.registrations.put(&lock, &state)?;
-    Ok(state)
+    crate::dps::registration::commit(
+        &shared.home,
+        &shared.registrations,
+        decision,
+        leaf,
+        &shared.config.hubs,
+        now,
+    )
 }
 
 #[cfg(test)]
