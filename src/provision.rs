@@ -873,4 +873,69 @@ mod tests {
                 .is_none()
         );
     }
+
+    #[test]
+    fn allocation_policies_and_the_reprovision_rule() {
+        let hubs: Vec<String> = [
+            "a.azure-devices.net",
+            "b.azure-devices.net",
+            "c.azure-devices.net",
+        ]
+        .map(String::from)
+        .to_vec();
+        let hashed = Allocation {
+            update_hub_assignment: true,
+            ..Allocation::default()
+        };
+        // Hashed: deterministic in the registration ID (any case), and
+        // spread over every hub.
+        let mut seen = std::collections::BTreeMap::new();
+        for i in 0..300 {
+            let id = format!("sensor-{i}");
+            let h = hashed.hub(&hubs, &id, None);
+            assert_eq!(h, hashed.hub(&hubs, &id.to_uppercase(), None));
+            *seen.entry(h).or_insert(0) += 1;
+        }
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        assert!(seen.values().all(|n| *n > 60), "{seen:?}");
+        // No hubs anywhere: the default hub.
+        assert_eq!(hashed.hub(&[], "x", None), DEFAULT_HUB);
+        // The enrollment's iotHubs win over the emulator's.
+        let own = Allocation {
+            iot_hubs: Some(vec!["own.azure-devices.net".into()]),
+            ..hashed.clone()
+        };
+        assert_eq!(own.hub(&hubs, "x", None), "own.azure-devices.net");
+        // Static: iotHubHostName, else the first hub; geoLatency: the first.
+        let st = Allocation {
+            policy: Some(AllocationPolicy::Static),
+            static_hub: Some("b.azure-devices.net".into()),
+            ..hashed.clone()
+        };
+        assert_eq!(st.hub(&hubs, "x", None), "b.azure-devices.net");
+        let geo = Allocation {
+            policy: Some(AllocationPolicy::GeoLatency),
+            ..hashed.clone()
+        };
+        assert_eq!(geo.hub(&hubs, "x", None), "a.azure-devices.net");
+        // Reprovision: a device keeps its hub while it is still listed...
+        assert_eq!(
+            geo.hub(&hubs, "x", Some("c.azure-devices.net")),
+            "c.azure-devices.net"
+        );
+        // ...moves when it is not and updateHubAssignment is true...
+        assert_eq!(
+            geo.hub(&hubs, "x", Some("gone.azure-devices.net")),
+            "a.azure-devices.net"
+        );
+        // ...and stays anyway when it is false.
+        let sticky = Allocation {
+            update_hub_assignment: false,
+            ..geo
+        };
+        assert_eq!(
+            sticky.hub(&hubs, "x", Some("gone.azure-devices.net")),
+            "gone.azure-devices.net"
+        );
+    }
 }

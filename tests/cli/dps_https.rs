@@ -353,6 +353,35 @@ fn node_device_and_service_clients() {
     let u = s.node_register(&node, "http", "sensor-thl-009", "sensor-thl-001");
     assert_eq!(u["error"], "UnauthorizedError", "{u}");
 
+    // A refused registration keeps the hub the device was on.
+    ok(
+        &h,
+        &[
+            "enroll",
+            "create",
+            "--enrollment-id",
+            "sensor-thl-001",
+            "--cert",
+            h.join("certs/sensor-thl-001.cert.pem").to_str().unwrap(),
+            "--status",
+            "disabled",
+        ],
+    );
+    let again = s.node_register(&node, "http", "sensor-thl-001", "sensor-thl-001");
+    assert!(
+        again["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("status is disabled"),
+        "{again}"
+    );
+    let rec: Value = serde_json::from_slice(
+        &std::fs::read(h.join("dps/registrations/sensor-thl-001.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rec["status"], "disabled", "{rec}");
+    assert_eq!(rec["assignedHub"], hub.as_str(), "{rec}");
+
     let o = s
         .node(&node, "service.js", &[])
         .env("DPS_CS", s.dps_cs())
