@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 pub mod audit;
+mod audit_known;
 pub mod ca;
 pub mod ca_list;
 pub mod deprovision;

@@ -14,5 +14,6 @@ mod dps;
 mod enroll;
 mod foundation;
 mod hardening;
+mod newcomer;
 mod props;
 mod verify;

@@ -1,0 +1,140 @@
+//! What a newcomer trips over (issue 13): audit of a home's certs/, JSON
+//! errors, exit codes for invalid IDs, CA replacement and algorithms, `--ca`
+//! as a name or a file, the az-style commands, and the help.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::util::*;
+
+fn code(o: &std::process::Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+fn home_with_devices(dir: &Path) -> std::path::PathBuf {
+    let home = dir.join("home");
+    ok(iotca(&home).args(["ca", "init"]));
+    ok(iotca(&home).args(["device", "create", "d-1", "d-2"]));
+    home
+}
+
+#[test]
+fn audit_of_a_homes_certs_counts_each_device_once_and_cas_apart() {
+    let t = tempfile::tempdir().unwrap();
+    let home = home_with_devices(t.path());
+    ok(iotca(&home).args(["verification-cert", "1A2B3C4D5E6F7081"]));
+    ok(iotca(&home).args(["ca", "intermediate", "edge"]));
+    ok(iotca(&home).args(["device", "create", "e-1", "--ca", "edge"]));
+    let int = home.join(INT_CERT);
+    let certs = home.join("certs");
+    // The help's own example, on a home with a verification certificate.
+    let o = run(iotca(&home)
+        .args(["audit", "--ca"])
+        .arg(&int)
+        .arg(&certs)
+        .arg("--json"));
+    assert_eq!(
+        code(&o),
+        1,
+        "e-1 is under edge, not the intermediate\n{}",
+        show(&o)
+    );
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let s = &v["summary"];
+    let devices = v["devices"].as_array().unwrap();
+    let cns: Vec<&str> = devices.iter().map(|d| d["cn"].as_str().unwrap()).collect();
+    assert_eq!(cns.len(), 3, "one row a device: {cns:?}");
+    for cn in ["d-1", "d-2", "e-1"] {
+        let d = devices.iter().find(|d| d["cn"] == cn).unwrap();
+        assert_eq!(d["files"].as_array().unwrap().len(), 2, "{d}");
+    }
+    assert_eq!(s["total"], 3, "{s}");
+    assert_eq!(s["verification_certs"], 1, "{s}");
+    // root, intermediate (and the chain file holding it), edge.
+    assert_eq!(s["ca_certs"], 3, "{s}");
+    assert_eq!(s["not_chaining"], 1, "{s}");
+    // Without edge's device the example exits 0.
+    let o = run(iotca(&home)
+        .args(["audit", "--ca"])
+        .arg(&int)
+        .arg(certs.join("d-1.cert.pem"))
+        .arg(certs.join("d-1-full-chain.cert.pem"))
+        .arg(certs.join("verification-code.cert.pem"))
+        .arg(&int)
+        .arg(home.join(ROOT_CERT)));
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert!(stdout(&o).contains("verification_certs 1"), "{}", show(&o));
+}
+
+#[test]
+fn audit_shows_a_ca_device_and_one_dps_would_refuse() {
+    let t = tempfile::tempdir().unwrap();
+    let home = home_with_devices(t.path());
+    let foreign = t.path().join("foreign");
+    ok(iotca(&foreign).args(["ca", "init", "--root-cn", "Stray Root"]));
+    ok(iotca(&home).args(["device", "create", "odd_", "--allow-any-cn"]));
+    let fleet = t.path().join("fleet");
+    std::fs::create_dir_all(&fleet).unwrap();
+    for f in ["d-1-full-chain.cert.pem", "odd_-full-chain.cert.pem"] {
+        std::fs::copy(home.join("certs").join(f), fleet.join(f)).unwrap();
+    }
+    std::fs::copy(foreign.join(ROOT_CERT), fleet.join("stray.pem")).unwrap();
+    // A certificate whose CN holds an escape sequence.
+    let o = openssl(
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "evil.key",
+            "-out",
+            "fleet/evil.pem",
+            "-days",
+            "5",
+            "-subj",
+            "/CN=evil\x1b[2Jx",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ],
+        t.path(),
+    );
+    assert!(o.status.success(), "{}", show(&o));
+    let int = home.join(INT_CERT);
+    let o = run(iotca(&home)
+        .env("NO_COLOR", "1")
+        .args(["audit", "--ca"])
+        .arg(&int)
+        .arg(&fleet));
+    assert_eq!(code(&o), 1, "{}", show(&o));
+    let text = stdout(&o);
+    assert!(text.contains("leaf_is_ca"), "{text}");
+    assert!(text.contains("stray.pem"), "{text}");
+    assert!(text.contains("refused_by_dps"), "{text}");
+    assert!(text.contains("odd_"), "{text}");
+    assert!(
+        !text.contains('\x1b'),
+        "untrusted text is escaped: {text:?}"
+    );
+    assert!(text.contains("evil\\u{1b}"), "{text}");
+    let o = run(iotca(&home)
+        .args(["audit", "--ca"])
+        .arg(&int)
+        .arg(&fleet)
+        .arg("--json"));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let stray = v["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["path"].as_str().unwrap().ends_with("stray.pem"))
+        .expect("a CA:TRUE certificate that issues nothing is a device row");
+    assert_eq!(stray["chains"], false);
+    assert_eq!(stray["problems"][0]["code"], "leaf_is_ca", "{stray}");
+    assert_eq!(v["summary"]["not_chaining"], 2, "{}", v["summary"]);
+    assert_eq!(v["summary"]["ca_certs"], 0, "{}", v["summary"]);
+}
