@@ -81,6 +81,12 @@ pub struct AuditArgs {
 
 /// Runs `audit`.
 pub fn run(a: &AuditArgs, g: &Global) -> CmdResult {
+    if g.json && a.format == Format::Csv {
+        return Err(super::Usage(
+            "--json and --format csv cannot go together: choose one output".into(),
+        )
+        .into());
+    }
     let at = match &a.at {
         Some(s) => OffsetDateTime::parse(s, &Rfc3339).map_err(|_| {
             anyhow::anyhow!("--at '{s}' is not an RFC 3339 time such as 2027-01-31T12:00:00Z")

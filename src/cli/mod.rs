@@ -18,6 +18,8 @@ pub mod enroll;
 pub mod hub;
 pub mod hub_messages;
 pub mod inspect;
+mod json_error;
+pub use json_error::Usage;
 pub mod provision;
 pub mod template;
 pub mod verification_cert;
@@ -187,7 +189,11 @@ pub fn main() -> ExitCode {
             if is_broken_pipe(&e) {
                 return ExitCode::from(0);
             }
-            let _ = writeln!(std::io::stderr(), "iotca: error: {}", one_sentence(&e));
+            let sentence = one_sentence(&e);
+            let _ = writeln!(std::io::stderr(), "iotca: error: {sentence}");
+            if cli.global.json {
+                json_error::print(&e, &sentence);
+            }
             ExitCode::from(2)
         }
     }

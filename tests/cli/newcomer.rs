@@ -138,3 +138,53 @@ fn audit_shows_a_ca_device_and_one_dps_would_refuse() {
     assert_eq!(v["summary"]["not_chaining"], 2, "{}", v["summary"]);
     assert_eq!(v["summary"]["ca_certs"], 0, "{}", v["summary"]);
 }
+
+fn json_error(o: &std::process::Output) -> (String, String) {
+    assert_eq!(code(o), 2, "{}", show(o));
+    let v: Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e})\n{}", show(o)));
+    let c = v["error"]["code"].as_str().expect("error.code").to_string();
+    let m = v["error"]["message"]
+        .as_str()
+        .expect("error.message")
+        .to_string();
+    assert!(!stderr(o).trim().is_empty(), "the sentence stays on stderr");
+    assert!(stderr(o).contains(&m), "{}", show(o));
+    (c, m)
+}
+
+#[test]
+fn with_json_a_command_that_cannot_run_prints_an_error_document() {
+    let t = tempfile::tempdir().unwrap();
+    let home = home_with_devices(t.path());
+    let (c, m) = json_error(&run(iotca(&home).args(["ca", "init", "--json"])));
+    assert_eq!(c, "exists", "{m}");
+    let (c, m) = json_error(&run(iotca(&home)
+        .args(["--json", "verify", "nope.pem", "--ca"])
+        .arg(home.join(INT_CERT))));
+    assert_eq!(c, "io", "{m}");
+    assert!(m.contains("nope.pem"), "{m}");
+    let (c, _) = json_error(&run(
+        iotca(&home).args(["device", "create", "bad/id", "--json"])
+    ));
+    assert_eq!(c, "invalid_name");
+    let garbage = t.path().join("garbage.pem");
+    std::fs::write(
+        &garbage,
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let (c, _) = json_error(&run(iotca(&home).args(["inspect", "--json"]).arg(&garbage)));
+    assert_eq!(c, "bad_certificate");
+    // --json with --format csv is a usage error, not a silent switch.
+    let (c, m) = json_error(&run(iotca(&home)
+        .args(["audit", "--json", "--format", "csv", "--ca"])
+        .arg(home.join(INT_CERT))
+        .arg(home.join("certs"))));
+    assert_eq!(c, "usage", "{m}");
+    assert!(m.contains("--format csv"), "{m}");
+    // Without --json, no JSON.
+    let o = run(iotca(&home).args(["ca", "init"]));
+    assert_eq!(code(&o), 2);
+    assert!(o.stdout.is_empty(), "{}", show(&o));
+}
