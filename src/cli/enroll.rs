@@ -472,6 +472,8 @@ fn create(a: &CreateArgs, g: &Global) -> CmdResult {
     if a.to == Target::Az && a.dps_name.is_none() {
         anyhow::bail!("--to az needs --dps-name NAME (the DPS instance)");
     }
+    // An ID that cannot be one is an unusable argument (exit 2), not a refusal.
+    ids::check_registration_id(&a.check.enrollment_id)?;
     if let Some(d) = &a.device_id {
         ids::check_device_id(d)?;
     }
@@ -539,6 +541,7 @@ fn group_create(a: &GroupCreateArgs, g: &Global) -> CmdResult {
     if a.to == Target::Az && a.dps_name.is_none() {
         anyhow::bail!("--to az needs --dps-name NAME (the DPS instance)");
     }
+    ids::check_registration_id(&a.group_id)?;
     check_hubs(&a.iot_hub)?;
     let home = if a.to == Target::Local {
         Some(Home::open(&g.home_dir())?)

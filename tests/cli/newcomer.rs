@@ -188,3 +188,78 @@ fn with_json_a_command_that_cannot_run_prints_an_error_document() {
     assert_eq!(code(&o), 2);
     assert!(o.stdout.is_empty(), "{}", show(&o));
 }
+
+#[test]
+fn an_invalid_id_exits_2_in_every_command_that_takes_one() {
+    let t = tempfile::tempdir().unwrap();
+    let home = home_with_devices(t.path());
+    let leaf = home.join("certs/d-1.cert.pem");
+    let leaf = leaf.to_str().unwrap();
+    let int = home.join(INT_CERT);
+    let int = int.to_str().unwrap();
+    for id in ["bad/id", "-dash-first", "trailing_"] {
+        let cases: Vec<Vec<&str>> = vec![
+            vec!["device", "create", id],
+            vec!["ca", "intermediate", id],
+            vec!["verification-cert", id],
+            vec!["enroll", "show", id],
+            vec!["enroll", "delete", id],
+            vec!["enroll", "create", "--enrollment-id", id, "--cert", leaf],
+            vec!["enroll", "group", "create", id, "--ca", int],
+            vec!["hub", "device", "add", id],
+            vec!["hub", "device", "show", id],
+            vec!["hub", "device", "delete", id],
+            vec!["deprovision", id, "--cert", leaf],
+            vec![
+                "enroll",
+                "create",
+                "--enrollment-id",
+                "d-1",
+                "--device-id",
+                id,
+                "--cert",
+                leaf,
+            ],
+            vec!["device", "create", "x-1", "--ca", id],
+        ];
+        for args in cases {
+            if id == "trailing_" && args[0] == "verification-cert" {
+                continue; // a verification code may end with '_'
+            }
+            if id == "trailing_" && args[0] == "hub" {
+                continue; // hub device IDs allow it
+            }
+            if id == "trailing_" && args.contains(&"--device-id") {
+                continue;
+            }
+            // A leading dash reads as a flag: clap's usage error, exit 2 too.
+            let o = run(iotca(&home).args(&args));
+            assert_eq!(code(&o), 2, "{args:?}\n{}", show(&o));
+            assert!(
+                stderr(&o).contains(id) || id.starts_with('-'),
+                "{args:?}\n{}",
+                show(&o)
+            );
+        }
+    }
+    assert!(!home.join("dps").exists() && !home.join("hub").exists());
+}
+
+#[test]
+fn certgen_usage_errors_exit_2() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/certGen.sh");
+    let t = tempfile::tempdir().unwrap();
+    for args in [
+        &[][..],
+        &["create_everything"][..],
+        &["create_device_certificate"][..],
+    ] {
+        let o = run(std::process::Command::new("bash")
+            .arg(script)
+            .args(args)
+            .current_dir(t.path())
+            .env("IOTCA_BIN", IOTCA));
+        assert_eq!(code(&o), 2, "{args:?}\n{}", show(&o));
+        assert!(stderr(&o).contains("Usage"), "{}", show(&o));
+    }
+}
