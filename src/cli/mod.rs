@@ -11,6 +11,7 @@ pub mod audit;
 mod audit_known;
 pub mod ca;
 pub mod ca_list;
+mod ca_replace;
 pub mod deprovision;
 pub mod device;
 pub mod dps;

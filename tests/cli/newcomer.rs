@@ -263,3 +263,105 @@ fn certgen_usage_errors_exit_2() {
         assert!(stderr(&o).contains("Usage"), "{}", show(&o));
     }
 }
+
+#[test]
+fn ca_init_over_a_ca_says_how_many_devices_it_strands() {
+    let t = tempfile::tempdir().unwrap();
+    let home = home_with_devices(t.path());
+    let o = run(iotca(&home).args(["ca", "init"]));
+    assert_eq!(code(&o), 2, "{}", show(&o));
+    assert!(stderr(&o).contains("2 device(s)"), "{}", show(&o));
+    let o = ok(iotca(&home).args(["ca", "init", "--force"]));
+    let err = stderr(&o);
+    assert!(
+        err.contains("warning:") && err.contains("2 device(s)"),
+        "{err}"
+    );
+    assert!(err.contains("no longer chain"), "{err}");
+    // And it is true: openssl no longer links d-1 to the new CAs.
+    assert!(!verifies(
+        &home,
+        ROOT_CERT,
+        Some(INT_CERT),
+        "certs/d-1.cert.pem"
+    ));
+    // A fresh CA with no devices replaces silently (nothing stranded).
+    let fresh = t.path().join("fresh");
+    ok(iotca(&fresh).args(["ca", "init"]));
+    let o = ok(iotca(&fresh).args(["ca", "init", "--force"]));
+    assert!(!stderr(&o).contains("no longer chain"), "{}", show(&o));
+}
+
+#[test]
+fn an_intermediate_inherits_its_parents_algorithm_and_devices_stay_p256() {
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path().join("home");
+    ok(iotca(&home).args(["ca", "init", "--algorithm", "rsa2048", "--no-intermediate"]));
+    ok(iotca(&home).args(["ca", "intermediate", "line-1"]));
+    ok(iotca(&home).args(["ca", "intermediate", "line-2", "--algorithm", "p384"]));
+    ok(iotca(&home).args(["device", "create", "d-1", "--ca", "line-1"]));
+    let text = cert_text(&home, "certs/line-1.cert.pem");
+    assert!(
+        text.contains("rsaEncryption") && text.contains("2048 bit"),
+        "{text}"
+    );
+    let text = cert_text(&home, "certs/line-2.cert.pem");
+    assert!(
+        text.contains("secp384r1") || text.contains("P-384"),
+        "{text}"
+    );
+    let text = cert_text(&home, "certs/d-1.cert.pem");
+    assert!(
+        text.contains("prime256v1") || text.contains("P-256"),
+        "{text}"
+    );
+    assert!(verifies(
+        &home,
+        ROOT_CERT,
+        Some("certs/line-1.cert.pem"),
+        "certs/d-1.cert.pem"
+    ));
+    let help = stdout(&ok(iotca(&home).args(["ca", "intermediate", "--help"])));
+    assert!(
+        help.contains("inherits its parent's key algorithm"),
+        "{help}"
+    );
+}
+
+#[test]
+fn ca_list_shows_a_copied_edge_ca_once_and_no_verification_device() {
+    let t = tempfile::tempdir().unwrap();
+    let home = home_with_devices(t.path());
+    ok(iotca(&home).args(["verification-cert", "1A2B3C4D5E6F7081"]));
+    ok(iotca(&home).args(["ca", "intermediate", "edge", "--parent", "intermediate"]));
+    // certGen.sh keeps a copy of an edge CA under its own name.
+    std::fs::copy(
+        home.join("certs/edge.cert.pem"),
+        home.join("certs/new-edge-device.cert.pem"),
+    )
+    .unwrap();
+    std::fs::copy(
+        home.join("private/edge.key.pem"),
+        home.join("private/new-edge-device.key.pem"),
+    )
+    .unwrap();
+    ok(iotca(&home).args(["ca", "init", "--force"]));
+    let o = ok(iotca(&home).args(["ca", "list"]));
+    let text = stdout(&o);
+    assert_eq!(text.matches("CN=edge").count(), 1, "{text}");
+    assert!(
+        text.contains("verification certificate (not a device)"),
+        "{text}"
+    );
+    assert_eq!(text.matches("1A2B3C4D5E6F7081").count(), 1, "{text}");
+    let v: Value =
+        serde_json::from_slice(&ok(iotca(&home).args(["ca", "list", "--json"])).stdout).unwrap();
+    assert_eq!(v["verification_certs"].as_array().unwrap().len(), 1, "{v}");
+    let orphans: Vec<&str> = v["orphans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert!(!orphans.contains(&"verification-code"), "{orphans:?}");
+}
