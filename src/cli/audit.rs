@@ -62,7 +62,7 @@ pub enum Format {
 #[derive(Debug, Args)]
 #[command(after_help = HELP)]
 pub struct AuditArgs {
-    /// The enrollment group's CA certificate (root or intermediate); repeatable.
+    /// The enrollment group's CA certificate (root or intermediate): a file, or a CA name of the home (root, intermediate, NAME); repeatable.
     #[arg(long = "ca", required = true, value_name = "GROUP_CA")]
     pub ca: Vec<PathBuf>,
     /// Files and directories to audit.
@@ -95,7 +95,7 @@ pub fn run(a: &AuditArgs, g: &Global) -> CmdResult {
     };
     let mut ders = Vec::new();
     for f in &a.ca {
-        let certs = cert::read_certificates(f)?;
+        let certs = cert::read_certificates(&super::ca_arg::ca_file(f, g)?)?;
         ders.push(certs.into_iter().next().unwrap_or_default());
     }
     let cas = GroupCas::new(&ders).map_err(|e| anyhow::anyhow!("--ca: {e}"))?;

@@ -231,7 +231,7 @@ pub struct GroupCreateArgs {
     /// The enrollment group ID (registration ID rules).
     #[arg(value_name = "GROUP_ID")]
     pub group_id: String,
-    /// The group's CA certificate (root or intermediate); its first certificate is used.
+    /// The group's CA certificate (root or intermediate): a file, or a CA name of the home; its first certificate is used.
     #[arg(long, value_name = "CERT")]
     pub ca: PathBuf,
     /// provisioningStatus: enabled (the DPS default) or disabled.
@@ -538,6 +538,7 @@ fn create(a: &CreateArgs, g: &Global) -> CmdResult {
 }
 
 fn group_create(a: &GroupCreateArgs, g: &Global) -> CmdResult {
+    let ca = super::ca_arg::ca_file(&a.ca, g)?;
     if a.to == Target::Az && a.dps_name.is_none() {
         anyhow::bail!("--to az needs --dps-name NAME (the DPS instance)");
     }
@@ -548,9 +549,9 @@ fn group_create(a: &GroupCreateArgs, g: &Global) -> CmdResult {
     } else {
         None
     };
-    let ders = read_certs(&a.ca)?;
+    let ders = read_certs(&ca)?;
     let problems = enroll::check_group(&a.group_id, &ders[0], OffsetDateTime::now_utc())
-        .map_err(|e| anyhow::anyhow!("{}: {e}", a.ca.display()))?;
+        .map_err(|e| anyhow::anyhow!("{}: {e}", ca.display()))?;
     if !problems.is_empty() {
         eprintln!("REFUSED:");
         for p in &problems {
@@ -562,7 +563,7 @@ fn group_create(a: &GroupCreateArgs, g: &Global) -> CmdResult {
     if ders.len() > 1 {
         eprintln!(
             "note: {} holds {} certificates; the first ({}) is the group's signing certificate",
-            a.ca.display(),
+            ca.display(),
             ders.len(),
             cert::parse_der(&ders[0])
                 .map(|x| cert::name_string(x.subject()))
@@ -580,13 +581,13 @@ fn group_create(a: &GroupCreateArgs, g: &Global) -> CmdResult {
             if ders.len() > 1 {
                 eprintln!(
                     "warning: az sends the whole file {}; give a file with the CA alone",
-                    a.ca.display()
+                    ca.display()
                 );
             }
-            let path = a.ca.to_str().ok_or_else(|| {
+            let path = ca.to_str().ok_or_else(|| {
                 anyhow::anyhow!(
                     "{} is not a UTF-8 path; az cannot be given it",
-                    a.ca.display()
+                    ca.display()
                 )
             })?;
             print_az(&az::group_create(a.dps_name.as_deref(), &grp, path), g)?;

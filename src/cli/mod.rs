@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 pub mod audit;
 mod audit_known;
 pub mod ca;
+mod ca_arg;
 pub mod ca_list;
 mod ca_replace;
 pub mod deprovision;

@@ -365,3 +365,66 @@ fn ca_list_shows_a_copied_edge_ca_once_and_no_verification_device() {
         .collect();
     assert!(!orphans.contains(&"verification-code"), "{orphans:?}");
 }
+
+#[test]
+fn ca_takes_a_home_name_or_a_file_and_says_which_it_expected() {
+    let t = tempfile::tempdir().unwrap();
+    let home = home_with_devices(t.path());
+    let full = "certs/d-1-full-chain.cert.pem";
+    // A name where a file is read: the home's CA certificate.
+    ok(iotca(&home)
+        .current_dir(&home)
+        .args(["verify", full, "--ca", "intermediate"]));
+    ok(iotca(&home)
+        .args(["audit", "--ca", "root"])
+        .arg(home.join(full)));
+    ok(iotca(&home).args(["enroll", "group", "create", "fleet", "--ca", "intermediate"]));
+    let rec: Value = serde_json::from_slice(
+        &std::fs::read(home.join("dps/enrollmentGroups/fleet.json")).unwrap(),
+    )
+    .unwrap();
+    let pem = rec["attestation"]["x509"]["signingCertificates"]["primary"]["certificate"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let int_pem = std::fs::read_to_string(home.join(INT_CERT)).unwrap();
+    assert_eq!(
+        pem.trim(),
+        int_pem.trim(),
+        "the group holds the home's intermediate"
+    );
+    // A wrong name: says there is no such file and which CAs there are.
+    let o = run(iotca(&home)
+        .current_dir(&home)
+        .args(["verify", full, "--ca", "Intermediate"]));
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("no such file; did you mean the home's CA 'intermediate'"),
+        "{}",
+        show(&o)
+    );
+    let o = run(iotca(&home)
+        .current_dir(&home)
+        .args(["verify", full, "--ca", "nope"]));
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("root, intermediate"), "{}", show(&o));
+    // A file where a name is needed: mapped to the home CA it holds.
+    ok(iotca(&home)
+        .args(["device", "create", "d-3", "--ca"])
+        .arg(home.join(ROOT_CERT)));
+    assert!(verifies(&home, ROOT_CERT, None, "certs/d-3.cert.pem"));
+    ok(iotca(&home)
+        .args(["verification-cert", "1A2B3C4D5E6F7081", "--ca"])
+        .arg(home.join(INT_CERT)));
+    assert_eq!(
+        issuer(&home, "certs/verification-code.cert.pem"),
+        subject(&home, INT_CERT)
+    );
+    // A file that is no CA of the home: says a name is expected.
+    let o = run(iotca(&home)
+        .args(["device", "create", "d-4", "--ca"])
+        .arg(home.join("certs/d-1.cert.pem")));
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("takes its name"), "{}", show(&o));
+    assert!(stderr(&o).contains("--ca root"), "{}", show(&o));
+}
