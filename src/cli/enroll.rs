@@ -55,6 +55,15 @@ pub enum GroupCommand {
     /// Create an X.509 enrollment group whose signing certificate is the CA.
     #[command(after_help = GROUP_CREATE_HELP)]
     Create(GroupCreateArgs),
+    /// List the local enrollment groups.
+    #[command(after_help = super::enroll_group::LIST_HELP)]
+    List,
+    /// Show one local enrollment group as its DPS JSON.
+    #[command(after_help = super::enroll_group::SHOW_HELP)]
+    Show(super::enroll_group::GroupIdArgs),
+    /// Delete one local enrollment group; the record moves under archive/.
+    #[command(after_help = super::enroll_group::DELETE_HELP)]
+    Delete(super::enroll_group::GroupIdArgs),
 }
 
 const CHECK_HELP: &str = "\
@@ -271,6 +280,9 @@ pub fn run(cmd: &EnrollCommand, g: &Global) -> CmdResult {
         EnrollCommand::Check(a) => check(a, g),
         EnrollCommand::Create(a) => create(a, g),
         EnrollCommand::Group(GroupCommand::Create(a)) => group_create(a, g),
+        EnrollCommand::Group(GroupCommand::List) => super::enroll_group::list(g),
+        EnrollCommand::Group(GroupCommand::Show(a)) => super::enroll_group::show(a, g),
+        EnrollCommand::Group(GroupCommand::Delete(a)) => super::enroll_group::delete(a, g),
         EnrollCommand::List => list(g),
         EnrollCommand::Show(a) => show(a, g),
         EnrollCommand::Delete(a) => delete(a, g),
@@ -706,7 +718,7 @@ fn not_found(id: &str, g: &Global) -> CmdResult {
     Ok(1)
 }
 
-fn show(a: &IdArgs, g: &Global) -> CmdResult {
+pub(super) fn show(a: &IdArgs, g: &Global) -> CmdResult {
     let store = EnrollmentStore::new(Home::open(&g.home_dir())?);
     if !a.group
         && let Some(r) = store.individual(&a.id)?
@@ -721,7 +733,7 @@ fn show(a: &IdArgs, g: &Global) -> CmdResult {
     not_found(&a.id, g)
 }
 
-fn delete(a: &IdArgs, g: &Global) -> CmdResult {
+pub(super) fn delete(a: &IdArgs, g: &Global) -> CmdResult {
     let home = Home::open(&g.home_dir())?;
     let store = EnrollmentStore::new(home.clone());
     store.individual_path(&a.id)?;

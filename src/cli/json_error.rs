@@ -2,7 +2,7 @@
 //! document on stdout: `{"error": {"code": "...", "message": "..."}}`.
 //! The code is the library's [`iotca::Error::code`] when a library error is
 //! in the chain, else `usage` (flags that cannot go together), `io`,
-//! `invalid_name`, `bad_certificate`, or `invalid`.
+//! `not_a_home`, `invalid_name`, `bad_certificate`, or `invalid`.
 
 use std::io::Write;
 
@@ -32,6 +32,9 @@ pub fn code_of(e: &anyhow::Error) -> &'static str {
         }
         if c.downcast_ref::<Usage>().is_some() {
             return "usage";
+        }
+        if c.downcast_ref::<super::home_check::NotAHome>().is_some() {
+            return "not_a_home";
         }
         if c.downcast_ref::<iotca::ids::IdError>().is_some() {
             return "invalid_name";

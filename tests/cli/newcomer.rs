@@ -428,3 +428,164 @@ fn ca_takes_a_home_name_or_a_file_and_says_which_it_expected() {
     assert!(stderr(&o).contains("takes its name"), "{}", show(&o));
     assert!(stderr(&o).contains("--ca root"), "{}", show(&o));
 }
+
+#[test]
+fn enroll_group_list_show_delete() {
+    let t = tempfile::tempdir().unwrap();
+    let home = home_with_devices(t.path());
+    ok(iotca(&home)
+        .args(["enroll", "group", "create", "fleet", "--ca"])
+        .arg(home.join(INT_CERT)));
+    ok(iotca(&home)
+        .args(["enroll", "group", "create", "roots", "--ca"])
+        .arg(home.join(ROOT_CERT)));
+    let o = ok(iotca(&home).args(["enroll", "group", "list"]));
+    assert!(
+        stdout(&o).contains("fleet") && stdout(&o).contains("roots"),
+        "{}",
+        show(&o)
+    );
+    let v: Value = serde_json::from_slice(
+        &ok(iotca(&home).args(["enroll", "group", "list", "--json"])).stdout,
+    )
+    .unwrap();
+    let ids: Vec<&str> = v["enrollment_groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["enrollmentGroupId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["fleet", "roots"]);
+    let v: Value =
+        serde_json::from_slice(&ok(iotca(&home).args(["enroll", "group", "show", "FLEET"])).stdout)
+            .unwrap();
+    assert_eq!(v["enrollmentGroupId"], "fleet");
+    ok(iotca(&home).args(["enroll", "group", "delete", "fleet"]));
+    let o = run(iotca(&home).args(["enroll", "group", "show", "fleet"]));
+    assert_eq!(code(&o), 1);
+    assert!(stdout(&o).contains("EnrollmentNotFound"), "{}", show(&o));
+    let o = run(iotca(&home).args(["enroll", "group", "delete", "fleet"]));
+    assert_eq!(code(&o), 1);
+    assert_eq!(
+        code(&run(
+            iotca(&home).args(["enroll", "group", "show", "bad/id"])
+        )),
+        2
+    );
+}
+
+#[test]
+fn hub_device_update_sets_the_status() {
+    let t = tempfile::tempdir().unwrap();
+    let home = home_with_devices(t.path());
+    ok(iotca(&home).args(["hub", "device", "add", "d-1"]));
+    ok(iotca(&home).args(["hub", "device", "update", "d-1", "--status", "disabled"]));
+    let v: Value =
+        serde_json::from_slice(&ok(iotca(&home).args(["hub", "device", "show", "d-1"])).stdout)
+            .unwrap();
+    assert_eq!(v["status"], "disabled");
+    assert_eq!(v["deviceId"], "d-1");
+    ok(iotca(&home).args(["hub", "device", "update", "d-1", "--status", "enabled"]));
+    let rec: Value =
+        serde_json::from_slice(&std::fs::read(home.join("hub/devices/d-1.json")).unwrap()).unwrap();
+    assert_eq!(rec["status"], "enabled");
+    let o = run(iotca(&home).args(["hub", "device", "update", "nobody", "--status", "enabled"]));
+    assert_eq!(code(&o), 1);
+    assert!(stdout(&o).contains("DeviceNotFound"), "{}", show(&o));
+    let o = run(iotca(&home).args(["hub", "device", "update", "d-1", "--status", "paused"]));
+    assert_eq!(code(&o), 2);
+}
+
+#[test]
+fn skip_existing_with_pfx_writes_the_missing_pfx() {
+    let t = tempfile::tempdir().unwrap();
+    let home = home_with_devices(t.path());
+    let pw = t.path().join("pw");
+    std::fs::write(&pw, "s3cret-pfx\n").unwrap();
+    let key_before = std::fs::read(home.join("private/d-1.key.pem")).unwrap();
+    let cert_before = std::fs::read(home.join("certs/d-1.cert.pem")).unwrap();
+    let o = ok(iotca(&home)
+        .args([
+            "device",
+            "create",
+            "d-1",
+            "d-2",
+            "d-3",
+            "--pfx",
+            "--skip-existing",
+            "--pfx-password-file",
+        ])
+        .arg(&pw));
+    for id in ["d-1", "d-2", "d-3"] {
+        let pfx = format!("certs/{id}.cert.pfx");
+        assert!(home.join(&pfx).exists(), "{id}: no PFX\n{}", show(&o));
+        let out = openssl_ok(
+            &[
+                "pkcs12",
+                "-in",
+                &pfx,
+                "-passin",
+                "pass:s3cret-pfx",
+                "-nokeys",
+            ],
+            &home,
+        );
+        assert!(
+            out.contains(&format!("subject=CN={id}")) || out.contains(&format!("CN = {id}")),
+            "{out}"
+        );
+        assert_eq!(
+            out.matches("BEGIN CERTIFICATE").count(),
+            3,
+            "leaf, intermediate, root: {out}"
+        );
+    }
+    // The existing device was not re-issued.
+    assert_eq!(
+        std::fs::read(home.join("private/d-1.key.pem")).unwrap(),
+        key_before
+    );
+    assert_eq!(
+        std::fs::read(home.join("certs/d-1.cert.pem")).unwrap(),
+        cert_before
+    );
+    // And the key in the PFX is the device's own.
+    let key_pub = openssl_ok(&["pkey", "-in", "private/d-1.key.pem", "-pubout"], &home);
+    let pfx_key = openssl_ok(
+        &[
+            "pkcs12",
+            "-in",
+            "certs/d-1.cert.pfx",
+            "-passin",
+            "pass:s3cret-pfx",
+            "-nocerts",
+            "-nodes",
+        ],
+        &home,
+    );
+    std::fs::write(home.join("k.pem"), pfx_key).unwrap();
+    assert_eq!(
+        openssl_ok(&["pkey", "-in", "k.pem", "-pubout"], &home),
+        key_pub
+    );
+}
+
+#[test]
+fn dps_trust_outside_a_home_refuses() {
+    let t = tempfile::tempdir().unwrap();
+    let plain = t.path().join("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    let o = run(iotca(&plain).args(["dps", "trust"]));
+    assert_eq!(code(&o), 2, "{}", show(&o));
+    assert!(stderr(&o).contains("not an iotca home"), "{}", show(&o));
+    assert_eq!(
+        std::fs::read_dir(&plain).unwrap().count(),
+        0,
+        "nothing was made"
+    );
+    let (c, _) = json_error(&run(iotca(&plain).args(["dps", "trust", "--json"])));
+    assert_eq!(c, "not_a_home");
+    let home = home_with_devices(t.path());
+    let o = ok(iotca(&home).args(["dps", "trust"]));
+    assert!(stdout(&o).contains("BEGIN CERTIFICATE"), "{}", show(&o));
+}
