@@ -35,7 +35,7 @@ pub enum EnrollCommand {
     /// Enrollment groups (X.509, the group's CA as signing certificate).
     #[command(
         subcommand,
-        after_help = "EXAMPLES:\n  iotca --home pki enroll group create fleet --ca pki/certs/azure-iot-test-only.intermediate.cert.pem --iot-hub hub.azure-devices.net"
+        after_help = super::ENROLL_GROUP_HELP
     )]
     Group(GroupCommand),
     /// List the local enrollments and enrollment groups.

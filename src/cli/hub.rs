@@ -19,7 +19,7 @@ pub enum HubCommand {
     /// Device identities in the local hub registry (hub/devices/<id>.json).
     #[command(
         subcommand,
-        after_help = "EXAMPLES:\n  iotca --home pki hub device add sensor-thl-001\n  iotca --home pki hub device show sensor-thl-001\n  iotca --home pki hub device delete sensor-thl-001"
+        after_help = super::HUB_DEVICE_HELP
     )]
     Device(DeviceCommand),
     /// The telemetry the local hub received (hub/messages/<id>.jsonl), oldest first.

@@ -589,3 +589,52 @@ fn dps_trust_outside_a_home_refuses() {
     let o = ok(iotca(&home).args(["dps", "trust"]));
     assert!(stdout(&o).contains("BEGIN CERTIFICATE"), "{}", show(&o));
 }
+
+#[test]
+fn parent_commands_have_exit_codes_and_global_flags_have_their_heading() {
+    let t = tempfile::tempdir().unwrap();
+    let parents: [&[&str]; 8] = [
+        &["ca"],
+        &["device"],
+        &["enroll"],
+        &["enroll", "group"],
+        &["hub"],
+        &["hub", "device"],
+        &["dps"],
+        &["template"],
+    ];
+    for p in parents {
+        let o = ok(iotca(t.path()).args(p).arg("--help"));
+        let h = stdout(&o);
+        assert!(h.contains("EXIT CODES"), "{p:?}: {h}");
+        assert!(h.contains("EXAMPLES"), "{p:?}: {h}");
+    }
+    for cmd in [
+        &["verify"][..],
+        &["audit"],
+        &["device", "create"],
+        &["help"],
+    ] {
+        let h = stdout(&ok(iotca(t.path()).args(cmd).arg("--help")));
+        let (options, global) = h
+            .split_once("Global options:")
+            .unwrap_or_else(|| panic!("{cmd:?}: {h}"));
+        assert!(
+            !options.contains("--home"),
+            "{cmd:?}: --home mixed into the flags\n{h}"
+        );
+        assert!(
+            global.contains("--home") && global.contains("--json") && global.contains("--quiet")
+        );
+    }
+    let o = ok(iotca(t.path()).args(["help", "--help"]));
+    assert!(stdout(&o).contains("Usage: iotca help"), "{}", show(&o));
+    let a = stdout(&ok(
+        iotca(t.path()).args(["help", "enroll", "group", "create"])
+    ));
+    let b = stdout(&ok(
+        iotca(t.path()).args(["enroll", "group", "create", "--help"])
+    ));
+    assert_eq!(a, b);
+    assert_eq!(code(&run(iotca(t.path()).args(["help", "nope"]))), 2);
+}
