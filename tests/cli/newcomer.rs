@@ -638,3 +638,118 @@ fn parent_commands_have_exit_codes_and_global_flags_have_their_heading() {
     assert_eq!(a, b);
     assert_eq!(code(&run(iotca(t.path()).args(["help", "nope"]))), 2);
 }
+
+/// The commands listed under `Commands:` in a help text (without `help`).
+fn listed_commands(help: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut inside = false;
+    for line in help.lines() {
+        if line.starts_with("Commands:") {
+            inside = true;
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        if line.trim().is_empty() || !line.starts_with(' ') {
+            break;
+        }
+        if line.starts_with("  ") && !line.starts_with("   ") {
+            out.push(line.split_whitespace().next().unwrap().to_string());
+        }
+    }
+    out
+}
+
+/// The long flags under `Options:` (not the global ones, not --help/--version).
+fn listed_flags(help: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut inside = false;
+    for line in help.lines() {
+        if line.ends_with(':') && !line.starts_with(' ') {
+            inside = line == "Options:";
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        let t = line.trim_start();
+        let t = t
+            .strip_prefix("-")
+            .and_then(|r| r.get(3..).filter(|_| !t.starts_with("--")))
+            .unwrap_or(t);
+        if let Some(flag) = t.split([' ', '=']).next().filter(|f| f.starts_with("--")) {
+            if flag != "--help" && flag != "--version" {
+                out.push(flag.to_string());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn reference_matches_the_help_and_the_codes() {
+    let reference =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/reference.md")).unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let help = |path: &[String]| stdout(&ok(iotca(t.path()).args(path).arg("-h")));
+    let mut todo: Vec<Vec<String>> = listed_commands(&help(&[]))
+        .into_iter()
+        .map(|c| vec![c])
+        .collect();
+    assert!(todo.len() >= 10);
+    let mut seen = 0;
+    while let Some(path) = todo.pop() {
+        let h = help(&path);
+        let heading = format!("### `iotca {}`", path.join(" "));
+        let start = reference
+            .find(&format!("{heading}\n"))
+            .unwrap_or_else(|| panic!("docs/reference.md lacks the section {heading}"));
+        let rest = &reference[start + heading.len()..];
+        let section = &rest[..rest.find("\n### ").unwrap_or(rest.len())];
+        for flag in listed_flags(&h) {
+            assert!(
+                section.contains(&format!("`{flag}")),
+                "docs/reference.md: {heading} lacks {flag}"
+            );
+        }
+        seen += 1;
+        if path.last().map(String::as_str) != Some("help") {
+            for c in listed_commands(&h) {
+                if c != "help" {
+                    let mut p = path.clone();
+                    p.push(c);
+                    todo.push(p);
+                }
+            }
+        }
+    }
+    assert!(seen >= 30, "{seen} commands walked");
+    let codes = iotca::problem::ProblemCode::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .chain(iotca::problem::WarningCode::ALL.iter().map(|c| c.as_str()))
+        .chain(iotca::ERROR_CODES.iter().copied())
+        .chain([
+            "usage",
+            "not_a_home",
+            "invalid_registration_id",
+            "cn_mismatch",
+            "cn_case_mismatch",
+        ]);
+    for code in codes {
+        assert!(
+            reference.contains(&format!("`{code}`")),
+            "docs/reference.md lacks `{code}`"
+        );
+    }
+    for key in [
+        "ca_certs",
+        "verification_certs",
+        "files",
+        "EnrollmentNotFound",
+        "DeviceNotFound",
+    ] {
+        assert!(reference.contains(key), "docs/reference.md lacks {key}");
+    }
+}
