@@ -678,10 +678,12 @@ fn listed_flags(help: &str) -> Vec<String> {
             .strip_prefix("-")
             .and_then(|r| r.get(3..).filter(|_| !t.starts_with("--")))
             .unwrap_or(t);
-        if let Some(flag) = t.split([' ', '=']).next().filter(|f| f.starts_with("--")) {
-            if flag != "--help" && flag != "--version" {
-                out.push(flag.to_string());
-            }
+        if let Some(flag) = t
+            .split([' ', '='])
+            .next()
+            .filter(|f| f.starts_with("--") && *f != "--help" && *f != "--version")
+        {
+            out.push(flag.to_string());
         }
     }
     out
