@@ -375,6 +375,10 @@ fn leaf_meta(chain: &[Vec<u8>], sha256: &str) -> Option<LeafMeta> {
         issuer_raw: leaf.issuer().as_raw().to_vec(),
         is_ca: matches!(leaf.basic_constraints(), Ok(Some(bc)) if bc.value.ca),
         issuers,
+        holds_leaf_later: chain.iter().skip(1).any(|der| {
+            cert::parse_der(der)
+                .is_ok_and(|c| !matches!(c.basic_constraints(), Ok(Some(bc)) if bc.value.ca))
+        }),
     })
 }
 

@@ -33,6 +33,9 @@ pub(super) struct LeafMeta {
     pub is_ca: bool,
     /// Issuer names of the file's certificates that are not self-issued.
     pub issuers: Vec<Vec<u8>>,
+    /// A certificate after the first is not a CA: the file is a device's
+    /// chain in the wrong order (a device row, whatever comes first).
+    pub holds_leaf_later: bool,
 }
 
 /// Counts of certificates that are not devices.
@@ -59,11 +62,21 @@ pub(super) fn classify(
     found: Vec<(Row, Option<LeafMeta>)>,
     known: &Known,
 ) -> (Vec<Row>, NotDevices) {
-    let issuers: HashSet<&[u8]> = found
-        .iter()
-        .filter_map(|(_, m)| m.as_ref())
-        .flat_map(|m| m.issuers.iter().map(Vec::as_slice))
-        .collect();
+    // How many files name each issuer. A file's first certificate is a CA
+    // by this rule only when another file names it: a full chain in the
+    // wrong order (intermediate first, then the leaf it issued) stays a
+    // device row, with `leaf_is_ca`.
+    let mut issuers: HashMap<&[u8], usize> = HashMap::new();
+    for m in found.iter().filter_map(|(_, m)| m.as_ref()) {
+        let names: HashSet<&[u8]> = m.issuers.iter().map(Vec::as_slice).collect();
+        for n in names {
+            *issuers.entry(n).or_default() += 1;
+        }
+    }
+    let named_elsewhere = |m: &LeafMeta| {
+        let own = usize::from(m.issuers.iter().any(|i| *i == m.subject_raw));
+        issuers.get(m.subject_raw.as_slice()).copied().unwrap_or(0) > own
+    };
     let mut by_leaf: HashMap<&str, usize> = HashMap::new();
     let mut merged: Vec<(Row, Option<&LeafMeta>)> = Vec::new();
     for (row, meta) in &found {
@@ -84,8 +97,8 @@ pub(super) fn classify(
             rows.push(row);
             continue;
         };
-        if known.ca_sha256.contains(&m.sha256)
-            || (m.is_ca && issuers.contains(m.subject_raw.as_slice()))
+        if !m.holds_leaf_later
+            && (known.ca_sha256.contains(&m.sha256) || (m.is_ca && named_elsewhere(m)))
         {
             counts.ca_certs += 1;
         } else if is_verification(&row, m, known) {

@@ -755,3 +755,39 @@ fn reference_matches_the_help_and_the_codes() {
         assert!(reference.contains(key), "docs/reference.md lacks {key}");
     }
 }
+
+#[test]
+fn audit_keeps_a_full_chain_in_the_wrong_order_as_a_device_row() {
+    let t = tempfile::tempdir().unwrap();
+    let home = home_with_devices(t.path());
+    let fleet = t.path().join("fleet");
+    std::fs::create_dir_all(&fleet).unwrap();
+    let pems = |f: &str| std::fs::read_to_string(home.join(f)).unwrap();
+    // intermediate, leaf, root: what a hand-made bundle often looks like.
+    let wrong = format!(
+        "{}{}{}",
+        pems(INT_CERT),
+        pems("certs/d-1.cert.pem"),
+        pems(ROOT_CERT)
+    );
+    std::fs::write(fleet.join("d-1-bundle.pem"), wrong).unwrap();
+    std::fs::copy(
+        home.join("certs/d-2-full-chain.cert.pem"),
+        fleet.join("d-2.pem"),
+    )
+    .unwrap();
+    let o = run(iotca(&home)
+        .args(["audit", "--json", "--ca"])
+        .arg(home.join(ROOT_CERT))
+        .arg(&fleet));
+    assert_eq!(code(&o), 1, "{}", show(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = v["devices"].as_array().unwrap();
+    let bundle = rows
+        .iter()
+        .find(|r| r["path"].as_str().unwrap().ends_with("d-1-bundle.pem"))
+        .unwrap_or_else(|| panic!("the wrong-order bundle is a device row: {v}"));
+    assert_eq!(bundle["chains"], false);
+    assert_eq!(bundle["problems"][0]["code"], "leaf_is_ca", "{bundle}");
+    assert_eq!(v["summary"]["total"], 2, "{}", v["summary"]);
+}
