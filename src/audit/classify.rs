@@ -74,7 +74,7 @@ pub(super) fn classify(
         }
     }
     let named_elsewhere = |m: &LeafMeta| {
-        let own = usize::from(m.issuers.iter().any(|i| *i == m.subject_raw));
+        let own = usize::from(m.issuers.contains(&m.subject_raw));
         issuers.get(m.subject_raw.as_slice()).copied().unwrap_or(0) > own
     };
     let mut by_leaf: HashMap<&str, usize> = HashMap::new();
