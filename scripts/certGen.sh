@@ -342,7 +342,7 @@ create_edge_device_certificate() {
 need_subject() {
     if [[ $1 -ne 2 ]]; then
         echo "Usage: ${script_name} $2 <subjectName>" >&2
-        exit 1
+        exit 2
     fi
 }
 
@@ -352,7 +352,7 @@ main() {
     create_root_and_intermediate)
         if [[ $# -ne 1 ]]; then
             echo "Usage: ${script_name} create_root_and_intermediate" >&2
-            exit 1
+            exit 2
         fi
         create_root_and_intermediate
         ;;
@@ -377,7 +377,7 @@ main() {
         ;;
     *)
         usage >&2
-        exit 1
+        exit 2
         ;;
     esac
 }

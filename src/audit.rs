@@ -3,8 +3,10 @@
 //! local DPS store) which a disabled enrollment blocks.
 //!
 //! Files are discovered lazily and verified on all cores; each file yields
-//! one small [`Row`], so memory grows with the number of rows only (a few
-//! hundred bytes each), never with certificate contents. The group CAs are
+//! one small [`Row`] (a few hundred bytes), kept until the scan ends so that
+//! files holding the same leaf merge into one row and CAs found anywhere in
+//! the scan are told apart from devices: memory grows with the number of
+//! files, never with certificate contents. The group CAs are
 //! parsed once ([`GroupCas`]) and shared by every thread.
 
 use std::path::{Path, PathBuf};
@@ -17,6 +19,11 @@ use time::format_description::well_known::Rfc3339;
 use crate::cert::{self, ParseError};
 use crate::problem::{Problem, ProblemCode};
 use crate::verify::{GroupCas, VerifyOptions};
+
+mod classify;
+
+use classify::LeafMeta;
+pub use classify::{Known, VERIFICATION_FILE, looks_like_verification_code};
 
 /// File extensions audit reads (case-insensitive).
 pub const EXTENSIONS: [&str; 4] = ["pem", "crt", "cer", "der"];
@@ -43,8 +50,11 @@ pub trait EnrollmentLookup: Sync {
 /// One audited file.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
-    /// The file.
+    /// The first file holding the device's leaf.
     pub path: PathBuf,
+    /// Every file holding the device's leaf (`<id>.cert.pem`,
+    /// `<id>-full-chain.cert.pem`...), `path` first.
+    pub files: Vec<PathBuf>,
     /// The leaf's CN (None when unreadable, missing or repeated).
     pub cn: Option<String>,
     /// The leaf's serial, lower-case hex.
@@ -82,6 +92,21 @@ impl Row {
         self.chains && self.provisioning.as_deref() == Some("disabled")
     }
 
+    /// Why DPS would refuse a device that chains, if it would: its CN is
+    /// not a registration ID DPS accepts, or the simulated decision failed.
+    pub fn dps_refusal(&self) -> Option<String> {
+        if !self.chains {
+            return None;
+        }
+        if let Some(cn) = &self.cn
+            && let Err(e) = crate::ids::check_x509_registration_id(cn)
+        {
+            return Some(format!("its CN is not a registration ID DPS accepts: {e}"));
+        }
+        (self.provisioning.as_deref() == Some("failed"))
+            .then(|| "the simulated DPS decision is `failed`".to_string())
+    }
+
     /// The most specific problem code, for grouping.
     pub fn main_problem(&self) -> Option<ProblemCode> {
         self.problems.first().map(|p| p.code)
@@ -91,7 +116,7 @@ impl Row {
 /// The audit's counts (DESIGN section 7's `summary`).
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct Summary {
-    /// Certificate files audited.
+    /// Devices audited (one per distinct leaf, unreadable files included).
     pub total: usize,
     /// Devices whose chain reaches the group CA.
     pub chains: usize,
@@ -105,8 +130,11 @@ pub struct Summary {
     pub unreadable: usize,
     /// Devices that chain but a disabled enrollment blocks.
     pub blocked: usize,
-    /// CA certificates found among the files and left out of the audit.
-    pub skipped_ca: usize,
+    /// CA certificates found among the files (the group CA, a home CA, or
+    /// the issuer of another certificate found), not devices.
+    pub ca_certs: usize,
+    /// Proof-of-possession certificates found among the files, not devices.
+    pub verification_certs: usize,
     /// Files holding only private keys, left out of the audit.
     pub skipped_keys: usize,
 }
@@ -124,10 +152,10 @@ pub struct AuditOptions {
 /// by chunk, in discovery order, so memory does not grow with the fleet.
 pub const CHUNK: usize = 4096;
 
-/// What a file turned out to be.
+/// What a file turned out to be (nearly every file is a device).
+#[allow(clippy::large_enum_variant)]
 enum Outcome {
-    Device(Row),
-    CaCert,
+    Device(Row, Option<LeafMeta>),
     KeyOnly,
 }
 
@@ -156,12 +184,15 @@ impl Summary {
 
 /// Audits every certificate file under `paths` (recursing into
 /// directories, following symlinks without looping) against `cas`, on all
-/// cores, [`CHUNK`] files at a time. Each device's row goes to `sink` in
-/// discovery order (directories in file-name order) and is then dropped;
-/// `progress` is called once per file. Returns the counts.
+/// cores, [`CHUNK`] files at a time; `progress` is called once per file.
+/// Files holding the same leaf make one row; CA and proof-of-possession
+/// certificates (see [`Known`]) are counted, not rows. Each device's row
+/// goes to `sink` in discovery order (directories in file-name order).
+/// Returns the counts.
 pub fn run(
     paths: &[PathBuf],
     cas: &GroupCas,
+    known: &Known,
     enrollments: Option<&dyn EnrollmentLookup>,
     opts: &AuditOptions,
     progress: &(dyn Fn() + Sync),
@@ -170,6 +201,7 @@ pub fn run(
     let mut summary = Summary::default();
     let mut files = discover(paths).peekable();
     let mut chunk: Vec<PathBuf> = Vec::with_capacity(CHUNK);
+    let mut found = Vec::new();
     while files.peek().is_some() {
         chunk.clear();
         chunk.extend(files.by_ref().take(CHUNK));
@@ -183,14 +215,17 @@ pub fn run(
             .collect();
         for o in outcomes {
             match o {
-                Outcome::Device(row) => {
-                    summary.add(&row, opts.expiring_within_days);
-                    sink(row);
-                }
-                Outcome::CaCert => summary.skipped_ca += 1,
+                Outcome::Device(row, meta) => found.push((row, meta)),
                 Outcome::KeyOnly => summary.skipped_keys += 1,
             }
         }
+    }
+    let (rows, counts) = classify::classify(found, known);
+    summary.ca_certs = counts.ca_certs;
+    summary.verification_certs = counts.verification_certs;
+    for row in rows {
+        summary.add(&row, opts.expiring_within_days);
+        sink(row);
     }
     summary
 }
@@ -224,6 +259,7 @@ fn has_cert_extension(p: &Path) -> bool {
 
 fn unreadable_row(path: PathBuf, code: ProblemCode, message: String) -> Row {
     Row {
+        files: vec![path.clone()],
         path,
         cn: None,
         serial: None,
@@ -246,7 +282,7 @@ fn audit_file(
         Ok(b) => b,
         Err(e) => {
             let msg = e.to_string();
-            return Outcome::Device(unreadable_row(path, ProblemCode::Malformed, msg));
+            return Outcome::Device(unreadable_row(path, ProblemCode::Malformed, msg), None);
         }
     };
     let chain = match cert::split_unchecked(&bytes) {
@@ -254,11 +290,11 @@ fn audit_file(
         Err(ParseError::PrivateKey(_)) => return Outcome::KeyOnly,
         Err(e @ (ParseError::Empty | ParseError::NoCertificate(_))) => {
             let msg = format!("{}: {e}", path.display());
-            return Outcome::Device(unreadable_row(path, ProblemCode::NoCertificate, msg));
+            return Outcome::Device(unreadable_row(path, ProblemCode::NoCertificate, msg), None);
         }
         Err(e) => {
             let msg = format!("{}: {e}", path.display());
-            return Outcome::Device(unreadable_row(path, ProblemCode::Malformed, msg));
+            return Outcome::Device(unreadable_row(path, ProblemCode::Malformed, msg), None);
         }
     };
     drop(bytes);
@@ -270,30 +306,79 @@ fn audit_file(
             expiring_within_days: opts.expiring_within_days,
         },
     );
-    if verdict.has(ProblemCode::LeafIsCa) {
-        return Outcome::CaCert;
-    }
     let Some(leaf) = verdict.leaf else {
-        return Outcome::Device(Row {
-            problems: verdict.problems,
-            ..unreadable_row(path, ProblemCode::Malformed, String::new())
-        });
+        return Outcome::Device(
+            Row {
+                problems: verdict.problems,
+                ..unreadable_row(path, ProblemCode::Malformed, String::new())
+            },
+            None,
+        );
     };
+    let meta = leaf_meta(&chain, &leaf.sha256);
+    let mut problems = verdict.problems;
+    let mut chains = verdict.chains;
+    if meta.as_ref().is_some_and(|m| m.is_ca) {
+        // A CA:TRUE certificate that is no CA of the scan is a device row
+        // that cannot be a device: say so first, whatever else verify found.
+        let p = match problems
+            .iter()
+            .position(|p| p.code == ProblemCode::LeafIsCa)
+        {
+            Some(i) => problems.remove(i),
+            None => Problem::new(
+                ProblemCode::LeafIsCa,
+                &leaf.subject,
+                format!(
+                    "{} is a CA certificate (basicConstraints CA:TRUE), not a device certificate",
+                    leaf.subject
+                ),
+            ),
+        };
+        problems.insert(0, p);
+        chains = false;
+    }
     let not_after = OffsetDateTime::parse(&leaf.not_after, &Rfc3339).ok();
     let info = match (enrollments, &leaf.cn) {
         (Some(store), Some(cn)) => store.lookup(cn, &chain, opts.at),
         _ => EnrollmentInfo::default(),
     };
-    Outcome::Device(Row {
-        path,
-        cn: leaf.cn,
-        serial: Some(leaf.serial),
-        chains: verdict.chains,
-        problems: verdict.problems,
-        days_left: not_after.map(|t| cert::days_between(opts.at, t)),
-        not_after: Some(leaf.not_after),
-        enrollment: info.enrollment,
-        provisioning: info.provisioning,
+    Outcome::Device(
+        Row {
+            files: vec![path.clone()],
+            path,
+            cn: leaf.cn,
+            serial: Some(leaf.serial),
+            chains,
+            problems,
+            days_left: not_after.map(|t| cert::days_between(opts.at, t)),
+            not_after: Some(leaf.not_after),
+            enrollment: info.enrollment,
+            provisioning: info.provisioning,
+        },
+        meta,
+    )
+}
+
+/// The leaf's names and CA flag, and the issuers named in the file.
+fn leaf_meta(chain: &[Vec<u8>], sha256: &str) -> Option<LeafMeta> {
+    let leaf = cert::parse_der(chain.first()?).ok()?;
+    let issuers = chain
+        .iter()
+        .filter_map(|der| cert::parse_der(der).ok())
+        .filter(|c| c.subject().as_raw() != c.issuer().as_raw())
+        .map(|c| c.issuer().as_raw().to_vec())
+        .collect();
+    Some(LeafMeta {
+        sha256: sha256.to_string(),
+        subject_raw: leaf.subject().as_raw().to_vec(),
+        issuer_raw: leaf.issuer().as_raw().to_vec(),
+        is_ca: matches!(leaf.basic_constraints(), Ok(Some(bc)) if bc.value.ca),
+        issuers,
+        holds_leaf_later: chain.iter().skip(1).any(|der| {
+            cert::parse_der(der)
+                .is_ok_and(|c| !matches!(c.basic_constraints(), Ok(Some(bc)) if bc.value.ca))
+        }),
     })
 }
 

@@ -27,6 +27,8 @@ pub mod csr;
 pub mod dps;
 pub mod enroll;
 pub mod error;
+mod error_code;
+pub use error_code::CODES as ERROR_CODES;
 pub mod home;
 pub mod hub;
 pub mod hub_messages;

@@ -10,6 +10,7 @@ use time::format_description::well_known::Rfc3339;
 
 use iotca::audit::{self, AuditOptions, Row, Summary};
 use iotca::cert;
+use iotca::text::escape;
 use iotca::verify::GroupCas;
 
 use super::{CmdResult, Global};
@@ -17,16 +18,26 @@ use super::{CmdResult, Global};
 const HELP: &str = "\
 Reads every certificate file under the PATHs (.pem .crt .cer .der, recursing
 into directories; files named directly are read whatever their extension).
-Each file is a device: its first certificate is the leaf, the rest the chain
-it presents. Files holding a CA certificate or only a private key are left
-out (and counted). An unreadable file is a row with `malformed`, never a stop.
+A file's first certificate is its leaf, the rest the chain it presents.
+A device is one leaf: files holding the same leaf (<id>.cert.pem and
+<id>-full-chain.cert.pem) make one row listing them under \"files\".
+Not devices, counted in the summary instead: CA certificates (ca_certs: a
+--ca certificate, a CA of the home, or the issuer of another certificate
+found) and proof-of-possession certificates (verification_certs:
+certs/verification-code.cert.pem, or a CN of 16+ hex digits signed by a CA
+of the home that is not one of its devices). Files holding only a private
+key are left out (skipped_keys). Any other CA:TRUE certificate is a device
+row with `leaf_is_ca`. An unreadable file is a row with `malformed`, never
+a stop. A device that chains but that DPS would refuse (a CN that is not a
+registration ID, a `failed` decision) is listed in the table.
 When the home holds a local DPS store (dps/), each row also shows the
 device's individual enrollment and the simulated DPS decision.
 
 EXIT CODES:
   0  every device chains to the group CA
   1  at least one device does not chain (or a file is unreadable)
-  2  the audit could not run (unreadable --ca, bad arguments)
+  2  the audit could not run (unreadable --ca, bad arguments, --json with
+     --format csv)
 
 EXAMPLES:
   Which devices chain to the intermediate the enrollment group uses?
@@ -51,7 +62,7 @@ pub enum Format {
 #[derive(Debug, Args)]
 #[command(after_help = HELP)]
 pub struct AuditArgs {
-    /// The enrollment group's CA certificate (root or intermediate); repeatable.
+    /// The enrollment group's CA certificate (root or intermediate): a file, or a CA name of the home (root, intermediate, NAME); repeatable.
     #[arg(long = "ca", required = true, value_name = "GROUP_CA")]
     pub ca: Vec<PathBuf>,
     /// Files and directories to audit.
@@ -70,6 +81,12 @@ pub struct AuditArgs {
 
 /// Runs `audit`.
 pub fn run(a: &AuditArgs, g: &Global) -> CmdResult {
+    if g.json && a.format == Format::Csv {
+        return Err(super::Usage(
+            "--json and --format csv cannot go together: choose one output".into(),
+        )
+        .into());
+    }
     let at = match &a.at {
         Some(s) => OffsetDateTime::parse(s, &Rfc3339).map_err(|_| {
             anyhow::anyhow!("--at '{s}' is not an RFC 3339 time such as 2027-01-31T12:00:00Z")
@@ -78,10 +95,11 @@ pub fn run(a: &AuditArgs, g: &Global) -> CmdResult {
     };
     let mut ders = Vec::new();
     for f in &a.ca {
-        let certs = cert::read_certificates(f)?;
+        let certs = cert::read_certificates(&super::ca_arg::ca_file(f, g)?)?;
         ders.push(certs.into_iter().next().unwrap_or_default());
     }
     let cas = GroupCas::new(&ders).map_err(|e| anyhow::anyhow!("--ca: {e}"))?;
+    let known = super::audit_known::known(&ders, &g.home_dir());
     for p in &a.paths {
         if std::fs::metadata(p).is_err() {
             anyhow::bail!("{}: no such file or directory", p.display());
@@ -110,6 +128,7 @@ pub fn run(a: &AuditArgs, g: &Global) -> CmdResult {
     let summary = audit::run(
         &a.paths,
         &cas,
+        &known,
         lookup.as_deref(),
         &opts,
         &tick,
@@ -156,7 +175,10 @@ pub fn run(a: &AuditArgs, g: &Global) -> CmdResult {
 
 /// The rows the table lists: failing, blocked, or expiring soon.
 fn table_shows(r: &Row, window: i64) -> bool {
-    !r.chains || r.blocked() || r.days_left.is_some_and(|d| (0..window).contains(&d))
+    !r.chains
+        || r.blocked()
+        || r.dps_refusal().is_some()
+        || r.days_left.is_some_and(|d| (0..window).contains(&d))
 }
 
 fn spinner(quiet: bool) -> indicatif::ProgressBar {
@@ -206,7 +228,7 @@ impl Paint {
 }
 
 fn row_line(r: &Row) -> String {
-    let cn = r.cn.as_deref().unwrap_or("-");
+    let cn = escape(r.cn.as_deref().unwrap_or("-"));
     let until = match (&r.not_after, r.days_left) {
         (Some(na), Some(d)) if d < 0 => format!("expired {}", &na[..10.min(na.len())]),
         (Some(na), Some(d)) => format!("until {} ({d} days)", &na[..10.min(na.len())]),
@@ -217,7 +239,12 @@ fn row_line(r: &Row) -> String {
         (None, Some(p)) => format!("  DPS: {p}"),
         _ => String::new(),
     };
-    format!("{cn:<30} {until:<30} {}{dps}", r.path.display())
+    let files: Vec<String> = r
+        .files
+        .iter()
+        .map(|f| escape(&f.to_string_lossy()).into_owned())
+        .collect();
+    format!("{cn:<30} {until:<30} {}{dps}", files.join(" "))
 }
 
 fn print_table(
@@ -247,7 +274,7 @@ fn print_table(
         for r in group {
             writeln!(out, "  {}", row_line(r))?;
             if let Some(first) = r.problems.first() {
-                writeln!(out, "      {}", first.message)?;
+                writeln!(out, "      {}", escape(&first.message))?;
             }
         }
         writeln!(out)?;
@@ -262,6 +289,23 @@ fn print_table(
         )?;
         for r in blocked {
             writeln!(out, "  {}", row_line(r))?;
+        }
+        writeln!(out)?;
+    }
+    let refused: Vec<(&Row, String)> = rows
+        .iter()
+        .filter_map(|r| r.dps_refusal().map(|why| (r, why)))
+        .collect();
+    if !refused.is_empty() {
+        writeln!(
+            out,
+            "{} ({}): chain to the CA, but DPS would refuse them",
+            p.yellow("refused_by_dps"),
+            refused.len()
+        )?;
+        for (r, why) in refused {
+            writeln!(out, "  {}", row_line(r))?;
+            writeln!(out, "      {}", escape(&why))?;
         }
         writeln!(out)?;
     }
@@ -297,11 +341,11 @@ fn print_table(
         "  total {}  chains {}  not_chaining {}  expired {}  expiring {}  unreadable {}  blocked {}",
         s.total, s.chains, s.not_chaining, s.expired, s.expiring, s.unreadable, s.blocked
     )?;
-    if s.skipped_ca + s.skipped_keys > 0 {
+    if s.ca_certs + s.verification_certs + s.skipped_keys > 0 {
         writeln!(
             out,
-            "  left out: {} CA certificate file(s), {} key file(s)",
-            s.skipped_ca, s.skipped_keys
+            "  not devices: ca_certs {}  verification_certs {}  key files {}",
+            s.ca_certs, s.verification_certs, s.skipped_keys
         )?;
     }
     writeln!(out, "  {verdict}")?;

@@ -38,6 +38,11 @@ EXIT CODES:
   0  the CAs were made
   2  they could not be made (a CA already exists without --force, bad arguments, unwritable home)
 
+REPLACING A CA:
+  Without --force, an existing CA is never replaced. With --force, the old
+  files move under archive/ and iotca warns with the number of devices the
+  old CA signed: they no longer chain to the new CA (re-issue them).
+
 EXAMPLES:
   A P-256 root and intermediate in ./pki:
     iotca --home pki ca init
@@ -49,6 +54,11 @@ EXAMPLES:
     iotca --home pki ca init --force";
 
 const INTERMEDIATE_HELP: &str = "\
+KEY ALGORITHM:
+  A new CA inherits its parent's key algorithm (an RSA-4096 root gives an
+  RSA-4096 intermediate) unless --algorithm says otherwise. Devices keep
+  P-256 as their default whatever their CA (device create --algorithm).
+
 EXIT CODES:
   0  the CA was made
   2  it could not be made (it exists without --force, the parent is missing, a wrong passphrase)
@@ -126,9 +136,9 @@ pub struct IntermediateArgs {
     /// Validity in days [default: 1825].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=36500))]
     pub days: Option<u32>,
-    /// Key algorithm: p256 (default), p384, rsa2048, rsa3072 or rsa4096.
-    #[arg(long, default_value = "p256", value_parser = parse_algorithm, value_name = "A")]
-    pub algorithm: KeyAlgorithm,
+    /// Key algorithm: p256, p384, rsa2048, rsa3072 or rsa4096 [default: the parent's].
+    #[arg(long, value_parser = parse_algorithm, value_name = "A")]
+    pub algorithm: Option<KeyAlgorithm>,
     /// Passphrase (first line of FILE, or IOTCA_PASSPHRASE) for the parent's key; the new key is encrypted with it too.
     #[arg(long, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
@@ -164,19 +174,35 @@ pub fn run(cmd: &CaCommand, g: &Global) -> CmdResult {
                     a.intermediate_template.as_deref(),
                 )?,
             };
-            let report = home::init_ca(&g.home_dir(), &opts, now)?;
+            let stranded = super::ca_replace::devices_under_init_cas(&g.home_dir(), now);
+            let mut report = match home::init_ca(&g.home_dir(), &opts, now) {
+                Ok(r) => r,
+                Err(e) if stranded > 0 => {
+                    return Err(
+                        anyhow::Error::from(e).context(super::ca_replace::stranded(stranded))
+                    );
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if stranded > 0 {
+                report.warnings.push(super::ca_replace::stranded(stranded));
+            }
             print_report(&report, g)?;
             Ok(0)
         }
         CaCommand::Intermediate(a) => {
             let home = Home::open(&g.home_dir())?;
+            let algorithm = a
+                .algorithm
+                .or_else(|| super::ca_replace::algorithm_of(&home, &a.parent))
+                .unwrap_or(KeyAlgorithm::P256);
             let opts = IntermediateOptions {
                 name: a.name.clone(),
                 parent: a.parent.clone(),
                 cn: a.cn.clone(),
                 pathlen: a.pathlen,
                 days: a.days,
-                algorithm: a.algorithm,
+                algorithm,
                 passphrase: passphrase_from(a.passphrase_file.as_deref())?,
                 unencrypted_key: a.unencrypted_key,
                 force: a.force,

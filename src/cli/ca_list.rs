@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 
 use iotca::home::Home;
 use iotca::home::inventory::{self, CaNode, Entry};
+use iotca::text::escape;
 
 use super::{CmdResult, Global, print_json};
 
@@ -41,6 +42,14 @@ pub fn run(g: &Global, now: OffsetDateTime) -> CmdResult {
         writeln!(out, "└── certificates whose issuer is not in this home")?;
         print_devices(&mut out, &inv.orphans, "    ")?;
     }
+    for v in &inv.verification_certs {
+        writeln!(
+            out,
+            "verification certificate (not a device): {}  {}",
+            escape(&v.subject),
+            validity(v)
+        )?;
+    }
     Ok(0)
 }
 
@@ -67,8 +76,8 @@ fn print_node(
     writeln!(
         out,
         "{prefix}{branch}[{}] {}  {}, {}{key}",
-        node.ca.name,
-        node.ca.subject,
+        escape(&node.ca.name),
+        escape(&node.ca.subject),
         node.ca.key_algorithm,
         validity(&node.ca)
     )?;
@@ -90,9 +99,9 @@ fn print_devices(out: &mut impl Write, devices: &[Entry], prefix: &str) -> std::
         let file_note = if cn == d.name {
             String::new()
         } else {
-            format!(" ({})", d.name)
+            format!(" ({})", escape(&d.name))
         };
-        writeln!(out, "{prefix}{cn}{file_note}  {}", validity(d))?;
+        writeln!(out, "{prefix}{}{file_note}  {}", escape(cn), validity(d))?;
     }
     if devices.len() > SHOWN_DEVICES {
         writeln!(

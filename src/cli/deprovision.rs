@@ -121,6 +121,8 @@ struct Confirmed {
 
 /// Runs `deprovision`.
 pub fn run(a: &DeprovisionArgs, g: &Global) -> CmdResult {
+    // An ID that cannot be one is an unusable argument (exit 2), not a refusal.
+    iotca::ids::check_registration_id(&a.id)?;
     let home = if a.to == Target::Local {
         Some(Home::open(&g.home_dir())?)
     } else {

@@ -61,7 +61,7 @@ pub struct CreateArgs {
     /// Read more device IDs from FILE, one per line (blank lines and # comments ignored; - for stdin).
     #[arg(long, value_name = "FILE")]
     pub ids_file: Option<PathBuf>,
-    /// The signing CA: intermediate (default), root, or a NAME made with `ca intermediate`.
+    /// The signing CA: intermediate (default), root, or a NAME made with `ca intermediate` (a file holding one of them is mapped to its name).
     #[arg(long, value_name = "NAME")]
     pub ca: Option<String>,
     /// Key algorithm: p256 (default), p384, rsa2048, rsa3072 or rsa4096.
@@ -154,10 +154,10 @@ fn create(a: &CreateArgs, g: &Global) -> CmdResult {
     home::check_device_ids(&ids, a.allow_any_cn)?;
     let home = Home::open(&g.home_dir())?;
     let opts = DeviceOptions {
-        ca: a
-            .ca
-            .clone()
-            .unwrap_or_else(|| home::default_device_ca(&home).to_string()),
+        ca: match &a.ca {
+            Some(c) => super::ca_arg::ca_name(c, g)?,
+            None => home::default_device_ca(&home).to_string(),
+        },
         algorithm: a.algorithm,
         days: a.days,
         existing: if a.force {

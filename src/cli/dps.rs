@@ -225,6 +225,7 @@ async fn shutdown_signal() {
 }
 
 fn trust(g: &Global) -> CmdResult {
+    super::home_check::require_home(&g.home_dir())?;
     let home = Home::open(&g.home_dir())?;
     let ca = EmulatorCa::ensure(&home, OffsetDateTime::now_utc())?;
     if ca.created && !g.quiet {

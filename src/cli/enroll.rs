@@ -35,7 +35,7 @@ pub enum EnrollCommand {
     /// Enrollment groups (X.509, the group's CA as signing certificate).
     #[command(
         subcommand,
-        after_help = "EXAMPLES:\n  iotca --home pki enroll group create fleet --ca pki/certs/azure-iot-test-only.intermediate.cert.pem --iot-hub hub.azure-devices.net"
+        after_help = super::ENROLL_GROUP_HELP
     )]
     Group(GroupCommand),
     /// List the local enrollments and enrollment groups.
@@ -59,6 +59,15 @@ pub enum GroupCommand {
     Create(GroupCreateArgs),
     /// Change a group: secondary certificate (CA rollover), promotion, status.
     Update(super::enroll_group_update::GroupUpdateArgs),
+    /// List the local enrollment groups.
+    #[command(after_help = super::enroll_group::LIST_HELP)]
+    List,
+    /// Show one local enrollment group as its DPS JSON.
+    #[command(after_help = super::enroll_group::SHOW_HELP)]
+    Show(super::enroll_group::GroupIdArgs),
+    /// Delete one local enrollment group; the record moves under archive/.
+    #[command(after_help = super::enroll_group::DELETE_HELP)]
+    Delete(super::enroll_group::GroupIdArgs),
 }
 
 const CHECK_HELP: &str = "\
@@ -235,7 +244,7 @@ pub struct GroupCreateArgs {
     /// The enrollment group ID (registration ID rules).
     #[arg(value_name = "GROUP_ID")]
     pub group_id: String,
-    /// The group's CA certificate (root or intermediate); its first certificate is used.
+    /// The group's CA certificate (root or intermediate): a file, or a CA name of the home; its first certificate is used.
     #[arg(long, value_name = "CERT")]
     pub ca: PathBuf,
     /// provisioningStatus: enabled (the DPS default) or disabled.
@@ -275,6 +284,9 @@ pub fn run(cmd: &EnrollCommand, g: &Global) -> CmdResult {
         EnrollCommand::Check(a) => check(a, g),
         EnrollCommand::Create(a) => create(a, g),
         EnrollCommand::Group(GroupCommand::Create(a)) => group_create(a, g),
+        EnrollCommand::Group(GroupCommand::List) => super::enroll_group::list(g),
+        EnrollCommand::Group(GroupCommand::Show(a)) => super::enroll_group::show(a, g),
+        EnrollCommand::Group(GroupCommand::Delete(a)) => super::enroll_group::delete(a, g),
         EnrollCommand::List => list(g),
         EnrollCommand::Show(a) => show(a, g),
         EnrollCommand::Delete(a) => delete(a, g),
@@ -478,6 +490,8 @@ fn create(a: &CreateArgs, g: &Global) -> CmdResult {
     if a.to == Target::Az && a.dps_name.is_none() {
         anyhow::bail!("--to az needs --dps-name NAME (the DPS instance)");
     }
+    // An ID that cannot be one is an unusable argument (exit 2), not a refusal.
+    ids::check_registration_id(&a.check.enrollment_id)?;
     if let Some(d) = &a.device_id {
         ids::check_device_id(d)?;
     }
@@ -542,18 +556,20 @@ fn create(a: &CreateArgs, g: &Global) -> CmdResult {
 }
 
 fn group_create(a: &GroupCreateArgs, g: &Global) -> CmdResult {
+    let ca = super::ca_arg::ca_file(&a.ca, g)?;
     if a.to == Target::Az && a.dps_name.is_none() {
         anyhow::bail!("--to az needs --dps-name NAME (the DPS instance)");
     }
+    ids::check_registration_id(&a.group_id)?;
     check_hubs(&a.iot_hub)?;
     let home = if a.to == Target::Local {
         Some(Home::open(&g.home_dir())?)
     } else {
         None
     };
-    let ders = read_certs(&a.ca)?;
+    let ders = read_certs(&ca)?;
     let problems = enroll::check_group(&a.group_id, &ders[0], OffsetDateTime::now_utc())
-        .map_err(|e| anyhow::anyhow!("{}: {e}", a.ca.display()))?;
+        .map_err(|e| anyhow::anyhow!("{}: {e}", ca.display()))?;
     if !problems.is_empty() {
         eprintln!("REFUSED:");
         for p in &problems {
@@ -565,7 +581,7 @@ fn group_create(a: &GroupCreateArgs, g: &Global) -> CmdResult {
     if ders.len() > 1 {
         eprintln!(
             "note: {} holds {} certificates; the first ({}) is the group's signing certificate",
-            a.ca.display(),
+            ca.display(),
             ders.len(),
             cert::parse_der(&ders[0])
                 .map(|x| cert::name_string(x.subject()))
@@ -583,13 +599,13 @@ fn group_create(a: &GroupCreateArgs, g: &Global) -> CmdResult {
             if ders.len() > 1 {
                 eprintln!(
                     "warning: az sends the whole file {}; give a file with the CA alone",
-                    a.ca.display()
+                    ca.display()
                 );
             }
-            let path = a.ca.to_str().ok_or_else(|| {
+            let path = ca.to_str().ok_or_else(|| {
                 anyhow::anyhow!(
                     "{} is not a UTF-8 path; az cannot be given it",
-                    a.ca.display()
+                    ca.display()
                 )
             })?;
             print_az(&az::group_create(a.dps_name.as_deref(), &grp, path), g)?;
@@ -708,7 +724,7 @@ fn not_found(id: &str, g: &Global) -> CmdResult {
     Ok(1)
 }
 
-fn show(a: &IdArgs, g: &Global) -> CmdResult {
+pub(super) fn show(a: &IdArgs, g: &Global) -> CmdResult {
     let store = EnrollmentStore::new(Home::open(&g.home_dir())?);
     if !a.group
         && let Some(r) = store.individual(&a.id)?
@@ -723,7 +739,7 @@ fn show(a: &IdArgs, g: &Global) -> CmdResult {
     not_found(&a.id, g)
 }
 
-fn delete(a: &IdArgs, g: &Global) -> CmdResult {
+pub(super) fn delete(a: &IdArgs, g: &Global) -> CmdResult {
     let home = Home::open(&g.home_dir())?;
     let store = EnrollmentStore::new(home.clone());
     store.individual_path(&a.id)?;

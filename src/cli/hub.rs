@@ -19,7 +19,7 @@ pub enum HubCommand {
     /// Device identities in the local hub registry (hub/devices/<id>.json).
     #[command(
         subcommand,
-        after_help = "EXAMPLES:\n  iotca --home pki hub device add sensor-thl-001\n  iotca --home pki hub device show sensor-thl-001\n  iotca --home pki hub device delete sensor-thl-001"
+        after_help = super::HUB_DEVICE_HELP
     )]
     Device(DeviceCommand),
     /// The telemetry the local hub received (hub/messages/<id>.jsonl), oldest first.
@@ -39,6 +39,9 @@ pub enum DeviceCommand {
     /// Delete a device identity (its record moves under archive/).
     #[command(after_help = DELETE_HELP)]
     Delete(IdArg),
+    /// Set a device identity's status: enabled or disabled.
+    #[command(after_help = super::hub_update::HELP)]
+    Update(super::hub_update::UpdateArgs),
     /// List the device identities.
     #[command(after_help = LIST_HELP)]
     List,
@@ -118,6 +121,7 @@ pub fn run(c: &HubCommand, g: &Global) -> CmdResult {
         DeviceCommand::Add(a) => add(a, g),
         DeviceCommand::Show(a) => show(a, g),
         DeviceCommand::Delete(a) => delete(a, g),
+        DeviceCommand::Update(a) => super::hub_update::run(a, g),
         DeviceCommand::List => list(g),
     }
 }

@@ -8,8 +8,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 pub mod audit;
+mod audit_known;
 pub mod ca;
+mod ca_arg;
 pub mod ca_list;
+mod ca_replace;
 pub mod ca_rollover;
 pub mod deprovision;
 pub mod device;
@@ -17,11 +20,17 @@ pub mod device_renew;
 pub mod device_sign;
 pub mod dps;
 pub mod enroll;
+mod enroll_group;
 pub mod enroll_group_update;
 pub mod enroll_update;
+mod help_cmd;
+mod home_check;
 pub mod hub;
 pub mod hub_messages;
+mod hub_update;
 pub mod inspect;
+mod json_error;
+pub use json_error::Usage;
 pub mod provision;
 pub mod template;
 pub mod verification_cert;
@@ -47,34 +56,97 @@ EXAMPLES:
     iotca verify pki/certs/sensor-thl-002-full-chain.cert.pem --ca pki/certs/azure-iot-test-only.intermediate.cert.pem";
 
 const CA_HELP: &str = "\
+EXIT CODES (as every iotca command; each subcommand's help says what 1 means for it):
+  0  success, or the check holds
+  1  the check ran and the answer is no
+  2  the command could not run (bad arguments, unreadable input, refusing to
+     overwrite; also this parent command given without a subcommand)
+
 EXAMPLES:
   iotca --home pki ca init                              root + intermediate (P-256)
   iotca --home pki ca intermediate factory-a --pathlen 0
   iotca --home pki ca list";
 
 const DEVICE_HELP: &str = "\
+EXIT CODES (as every iotca command; each subcommand's help says what 1 means for it):
+  0  success, or the check holds
+  1  the check ran and the answer is no
+  2  the command could not run (bad arguments, unreadable input, refusing to
+     overwrite; also this parent command given without a subcommand)
+
 EXAMPLES:
   iotca --home pki device create sensor-thl-001 sensor-thl-002
   iotca --home pki device create --ids-file fleet.txt --skip-existing";
 
 const ENROLL_HELP: &str = "\
+EXIT CODES (as every iotca command; each subcommand's help says what 1 means for it):
+  0  success, or the check holds
+  1  the check ran and the answer is no
+  2  the command could not run (bad arguments, unreadable input, refusing to
+     overwrite; also this parent command given without a subcommand)
+
 EXAMPLES:
   iotca enroll check --enrollment-id sensor-thl-002 --cert pki/certs/sensor-thl-002.cert.pem
   iotca --home pki enroll group create fleet --ca pki/certs/azure-iot-test-only.intermediate.cert.pem
   iotca --home pki enroll create --enrollment-id sensor-thl-002 --cert pki/certs/sensor-thl-002.cert.pem --status disabled
   iotca --home pki enroll list";
 
+/// `enroll group`'s help.
+pub(crate) const ENROLL_GROUP_HELP: &str = "\
+EXIT CODES (as every iotca command; each subcommand's help says what 1 means for it):
+  0  success, or the check holds
+  1  the check ran and the answer is no
+  2  the command could not run (bad arguments, unreadable input, refusing to
+     overwrite; also this parent command given without a subcommand)
+
+EXAMPLES:
+  iotca --home pki enroll group create fleet --ca pki/certs/azure-iot-test-only.intermediate.cert.pem --iot-hub hub.azure-devices.net
+  iotca --home pki enroll group list
+  iotca --home pki enroll group show fleet";
+
+/// `hub device`'s help.
+pub(crate) const HUB_DEVICE_HELP: &str = "\
+EXIT CODES (as every iotca command; each subcommand's help says what 1 means for it):
+  0  success, or the check holds
+  1  the check ran and the answer is no
+  2  the command could not run (bad arguments, unreadable input, refusing to
+     overwrite; also this parent command given without a subcommand)
+
+EXAMPLES:
+  iotca --home pki hub device add sensor-thl-001
+  iotca --home pki hub device show sensor-thl-001
+  iotca --home pki hub device update sensor-thl-001 --status disabled
+  iotca --home pki hub device delete sensor-thl-001";
+
 const HUB_HELP: &str = "\
+EXIT CODES (as every iotca command; each subcommand's help says what 1 means for it):
+  0  success, or the check holds
+  1  the check ran and the answer is no
+  2  the command could not run (bad arguments, unreadable input, refusing to
+     overwrite; also this parent command given without a subcommand)
+
 EXAMPLES:
   iotca --home pki hub device list
   iotca --home pki hub device show sensor-thl-001       exit 1 and DeviceNotFound when missing";
 
 const TEMPLATE_HELP: &str = "\
+EXIT CODES (as every iotca command; each subcommand's help says what 1 means for it):
+  0  success, or the check holds
+  1  the check ran and the answer is no
+  2  the command could not run (bad arguments, unreadable input, refusing to
+     overwrite; also this parent command given without a subcommand)
+
 EXAMPLES:
   iotca template list
   iotca template show device > my-device.toml";
 
 const DPS_HELP: &str = "\
+EXIT CODES (as every iotca command; each subcommand's help says what 1 means for it):
+  0  success, or the check holds
+  1  the check ran and the answer is no
+  2  the command could not run (bad arguments, unreadable input, refusing to
+     overwrite; also this parent command given without a subcommand)
+
 EXAMPLES:
   iotca --home pki dps serve                            127.0.0.1:8883, as the device SDKs expect
   iotca --home pki dps trust > dps-server-ca.pem        the server verification certificate for devices
@@ -91,6 +163,7 @@ EXAMPLES:
     version,
     after_help = AFTER_HELP,
     propagate_version = true,
+    disable_help_subcommand = true,
     term_width = 0
 )]
 pub struct Cli {
@@ -104,13 +177,18 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct Global {
     /// The PKI home directory [default: $IOTCA_HOME, else the current directory].
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        help_heading = "Global options"
+    )]
     pub home: Option<PathBuf>,
     /// Print one JSON document on stdout instead of text.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
     /// Print nothing but errors (and JSON when asked for).
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = "Global options")]
     pub quiet: bool,
 }
 
@@ -159,6 +237,9 @@ pub enum Command {
     /// Run a local DPS endpoint the Azure IoT device SDKs provision against.
     #[command(subcommand, after_help = DPS_HELP)]
     Dps(dps::DpsCommand),
+    /// Print the help of iotca or of the given command.
+    #[command(after_help = help_cmd::HELP)]
+    Help(help_cmd::HelpArgs),
 }
 
 /// Parses the command line, runs the command and maps the outcome to an exit code.
@@ -184,6 +265,7 @@ pub fn main() -> ExitCode {
         Command::Audit(a) => audit::run(a, &cli.global),
         Command::Template(c) => template::run(c, &cli.global),
         Command::Dps(c) => dps::run(c, &cli.global),
+        Command::Help(a) => help_cmd::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -191,7 +273,11 @@ pub fn main() -> ExitCode {
             if is_broken_pipe(&e) {
                 return ExitCode::from(0);
             }
-            let _ = writeln!(std::io::stderr(), "iotca: error: {}", one_sentence(&e));
+            let sentence = one_sentence(&e);
+            let _ = writeln!(std::io::stderr(), "iotca: error: {sentence}");
+            if cli.global.json {
+                json_error::print(&e, &sentence);
+            }
             ExitCode::from(2)
         }
     }

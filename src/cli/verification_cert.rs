@@ -62,7 +62,7 @@ pub fn run(a: &VerificationCertArgs, g: &Global) -> CmdResult {
     let report = home::create_verification_cert(
         &home,
         &a.code,
-        &a.ca,
+        &super::ca_arg::ca_name(&a.ca, g)?,
         a.algorithm,
         pass.as_ref(),
         &profile,

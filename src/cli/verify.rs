@@ -81,7 +81,7 @@ EXAMPLES:
 pub struct VerifyArgs {
     /// The device's certificate: leaf first, then the intermediates it presents.
     pub cert: PathBuf,
-    /// The enrollment group's CA certificate (root or intermediate); repeatable.
+    /// The enrollment group's CA certificate (root or intermediate): a file, or a CA name of the home (root, intermediate, NAME); repeatable.
     #[arg(long = "ca", required = true, value_name = "GROUP_CA")]
     pub ca: Vec<PathBuf>,
     /// Certificates that may complete the path but that the device does not send.
@@ -125,7 +125,7 @@ pub fn run(args: &VerifyArgs, g: &Global) -> CmdResult {
     let presented = read(&args.cert)?;
     let mut ca_ders = Vec::new();
     for path in &args.ca {
-        ca_ders.extend(read(path)?);
+        ca_ders.extend(read(&super::ca_arg::ca_file(path, g)?)?);
     }
     let cas = GroupCas::new(&ca_ders).context("reading the group CA certificates")?;
     let mut untrusted = Vec::new();

@@ -123,6 +123,12 @@ pub fn create_devices(
                         )?;
                         report.wrote("device full chain (resumed)", &f.full_chain);
                     }
+                    if let Some(p) = &opts.pfx
+                        && !home::exists(&f.pfx)
+                    {
+                        super::devices_pfx::write_missing(&lock, &f, id, p, &ca.chain)?;
+                        report.wrote("device PFX (was missing)", &f.pfx);
+                    }
                     report.skipped.push(id.clone());
                 } else if has_key {
                     // A run killed between key and certificate: finish it with the same key.

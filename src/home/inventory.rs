@@ -52,7 +52,25 @@ pub struct Inventory {
     pub cas: Vec<CaNode>,
     /// Leaf certificates whose issuer is not in the home.
     pub orphans: Vec<Entry>,
+    /// Proof-of-possession certificates (`certs/verification-code.cert.pem`):
+    /// not devices.
+    pub verification_certs: Vec<Entry>,
 }
+
+impl CaNode {
+    /// Devices this CA signed, directly or through the CAs under it.
+    pub fn device_count(&self) -> usize {
+        self.devices.len()
+            + self
+                .children
+                .iter()
+                .map(CaNode::device_count)
+                .sum::<usize>()
+    }
+}
+
+/// The file `verification-cert` writes.
+const VERIFICATION_FILE: &str = "verification-code.cert.pem";
 
 struct Found {
     entry: Entry,
@@ -92,11 +110,16 @@ pub fn scan(home: &Home, now: OffsetDateTime) -> Result<Inventory> {
                 home: home.root().to_path_buf(),
                 cas: Vec::new(),
                 orphans: Vec::new(),
+                verification_certs: Vec::new(),
             });
         }
         Err(e) => return Err(Error::io(&dir, e)),
     };
     let mut found: Vec<Found> = Vec::new();
+    let mut verification_certs = Vec::new();
+    // The same certificate under two names (certGen.sh's copy of an edge
+    // CA beside iotca's) is one CA: the first name (sorted) is kept.
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut names: Vec<PathBuf> = rd
         .filter_map(|e| e.ok())
         .map(|e| e.path())
@@ -111,6 +134,9 @@ pub fn scan(home: &Home, now: OffsetDateTime) -> Result<Inventory> {
         let Ok(c) = cert::parse_der(der) else {
             continue;
         };
+        if !seen.insert(cert::sha256_thumbprint(der)) {
+            continue;
+        }
         let file_name = path
             .file_name()
             .and_then(|n| n.to_str())
@@ -131,6 +157,18 @@ pub fn scan(home: &Home, now: OffsetDateTime) -> Result<Inventory> {
             home::exists(&home.path(format!("private/{name}.key.pem")))
         };
         let not_after = c.validity().not_after.to_datetime();
+        if !is_ca && file_name == VERIFICATION_FILE {
+            verification_certs.push(Entry {
+                name,
+                subject: cert::name_string(c.subject()),
+                file: path.clone(),
+                not_after: cert::rfc3339(not_after),
+                days_left: cert::days_between(now, not_after),
+                key_algorithm: cert::key_algorithm(&c),
+                has_key,
+            });
+            continue;
+        }
         found.push(Found {
             entry: Entry {
                 name,
@@ -198,6 +236,7 @@ pub fn scan(home: &Home, now: OffsetDateTime) -> Result<Inventory> {
         home: home.root().to_path_buf(),
         cas,
         orphans,
+        verification_certs,
     })
 }
 

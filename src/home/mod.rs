@@ -21,6 +21,7 @@ use crate::ids;
 mod archive;
 pub mod ca;
 pub mod devices;
+mod devices_pfx;
 pub mod fs;
 pub mod inventory;
 mod lock;

@@ -192,7 +192,7 @@ fn every_row_and_every_count() {
     assert_eq!(s["expired"], 0);
     assert_eq!(s["expiring"], 2, "soon-1 and short-1 expire within 30 days");
     assert_eq!(s["blocked"], 0);
-    assert_eq!(s["skipped_ca"], 1);
+    assert_eq!(s["ca_certs"], 1);
     assert_eq!(s["skipped_keys"], 1);
     assert!(
         !v["devices"]

@@ -530,7 +530,7 @@ fn rsa4096_is_the_default_and_passwords_never_reach_argv() {
 }
 
 #[test]
-fn wrong_calls_print_the_usage_and_exit_1_writing_nothing() {
+fn wrong_calls_print_the_usage_and_exit_2_writing_nothing() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
     let subcommands = [
@@ -542,7 +542,7 @@ fn wrong_calls_print_the_usage_and_exit_1_writing_nothing() {
     ];
     for args in [&[][..], &["create_everything"][..], &["--bogus"][..]] {
         let o = run(&mut shim(d, args));
-        assert_eq!(o.status.code(), Some(1), "{args:?}\n{}", show(&o));
+        assert_eq!(o.status.code(), Some(2), "{args:?}\n{}", show(&o));
         let all = format!("{}{}", stdout(&o), stderr(&o));
         assert!(
             all.starts_with("Usage: create_root_and_intermediate"),
@@ -561,7 +561,7 @@ fn wrong_calls_print_the_usage_and_exit_1_writing_nothing() {
         &["create_root_and_intermediate", "extra"][..],
     ] {
         let o = run(&mut shim(d, args));
-        assert_eq!(o.status.code(), Some(1), "{args:?}\n{}", show(&o));
+        assert_eq!(o.status.code(), Some(2), "{args:?}\n{}", show(&o));
         assert!(stderr(&o).contains("Usage:"), "{args:?}\n{}", show(&o));
     }
     let o = ok(&mut shim(d, &["--help"]));

@@ -933,8 +933,10 @@ fn sdk_register(py: &Path, server: &ServerGuard, home: &Path, ids: &[&str]) -> V
         std::thread::sleep(Duration::from_millis(50));
     }
     let o = child.wait_with_output().unwrap();
+    // register.py exits 0 when every device is assigned, 1 when one is not
+    // (a refusal this test may expect), 2 when it could not run.
     assert!(
-        o.status.success(),
+        matches!(o.status.code(), Some(0 | 1)),
         "{}\nserver log:\n{}",
         text(&o),
         server.log()

@@ -17,5 +17,6 @@ mod foundation;
 mod hardening;
 mod lifecycle;
 mod limbo;
+mod newcomer;
 mod props;
 mod verify;

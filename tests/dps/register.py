@@ -15,6 +15,10 @@ prints one JSON object per device on stdout, in input order:
 otherwise `error` is the exception's class and `message` the whole cause
 chain ("ClientError: Unexpected failure <- ServiceError: ...").
 
+Exit status: 0 when every device was assigned, 1 when at least one
+registration was refused or failed (the JSON lines say which), 2 for bad
+arguments (argparse).
+
 The SDK always connects to port 8883; --port patches paho's
 Client.connect so that a test can use a free port instead.
 """
@@ -135,7 +139,16 @@ def main():
             }
     for r in results:
         print(json.dumps(r), flush=True)
+    refused = [r for r in results if not (r.get("ok") and r.get("status") == "assigned")]
+    for r in refused:
+        print(
+            "register.py: {} was not assigned: {}".format(
+                r["registration_id"], r.get("status") or r.get("message") or r.get("error")
+            ),
+            file=sys.stderr,
+        )
+    return 1 if refused else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
