@@ -21,6 +21,7 @@
 #![deny(missing_docs)]
 
 pub mod audit;
+pub mod azure;
 pub mod cert;
 pub mod dps;
 pub mod enroll;
