@@ -16,6 +16,7 @@ use iotca::home::Home;
 use iotca::hub::Registry;
 use iotca::provision::{self, Decision, Status};
 
+use super::azure_args::AzureArgs;
 use super::enroll::{leaf_file_for_az, preflight, preflight_json, render_preflight};
 use super::{CmdResult, Global, print_json};
 
@@ -32,8 +33,23 @@ WHAT IT DOES (--to local, the default):
      registry hub/devices/ (the record moves under archive/).
   4. Confirms: the enrollment reads back disabled, the hub answers
      DeviceNotFound, and the provisioning decision for CERT is `disabled`.
+With --to azure it does the same on a real DPS and IoT hub (see below).
 With --to az it prints the two az commands instead (\"$DPS_NAME\" and
 \"$HUB_NAME\" stand in for names not given).
+
+WITH --to azure:
+  1. The same pre-flight, before any request.
+  2. A disabled individual enrollment: created, or the existing one under ID
+     updated with If-Match; read back: provisioningStatus disabled.
+  3. The device's hub from its registration state (assignedHub, deviceId);
+     a device that never registered has no hub entry to remove.
+  4. The device deleted (or disabled, --hub-action disable) in that hub; read
+     back: DeviceNotFound (or status disabled). A hub with no connection
+     string given is exit 2, the DPS step kept.
+  Running it again changes nothing and exits 0.
+  Connection strings come from --dps-connection-string-file /
+  --hub-connection-string-file or IOTCA_DPS_CONNECTION_STRING /
+  IOTCA_HUB_CONNECTION_STRING, never from the command line.
 
 EXIT CODES:
   0  deprovisioned and confirmed (or the commands printed)
@@ -47,7 +63,10 @@ EXAMPLES:
     iotca deprovision sensor-thl-002 --cert certs/sensor-thl-002-full-chain.cert.pem \\
         --group-ca certs/azure-iot-test-only.intermediate.cert.pem
   The same against Azure:
-    iotca deprovision sensor-thl-002 --cert certs/sensor-thl-002.cert.pem --to az --dps-name dps-X --hub-name hub-X";
+    iotca deprovision sensor-thl-002 --cert certs/sensor-thl-002.cert.pem --to az --dps-name dps-X --hub-name hub-X
+  Do it on Azure:
+    iotca deprovision sensor-thl-002 --cert certs/sensor-thl-002.cert.pem --to azure \\
+        --dps-connection-string-file dps.cs --hub-connection-string-file hubs.cs";
 
 /// Where the deprovisioning happens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -56,6 +75,17 @@ pub enum Target {
     Local,
     /// Print the az commands.
     Az,
+    /// Act on the DPS and IoT hub named by the connection strings.
+    Azure,
+}
+
+/// `--hub-action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HubActionArg {
+    /// Delete the device identity.
+    Delete,
+    /// Disable it.
+    Disable,
 }
 
 /// Take one device out of its enrollment group: disabled individual enrollment + hub deletion.
@@ -80,6 +110,11 @@ pub struct DeprovisionArgs {
     /// The IoT hub name, for --to az [default: "$HUB_NAME"].
     #[arg(long, value_name = "NAME")]
     pub hub_name: Option<String>,
+    /// With --to azure: delete the device in its hub, or disable it.
+    #[arg(long, value_enum, default_value = "delete")]
+    pub hub_action: HubActionArg,
+    #[command(flatten)]
+    pub azure: AzureArgs,
 }
 
 /// The enrollment step's outcome.
@@ -137,6 +172,9 @@ pub fn run(a: &DeprovisionArgs, g: &Global) -> CmdResult {
         return Ok(1);
     }
     let leaf = &chain[0];
+    if a.to == Target::Azure {
+        return super::deprovision_azure::run_one(a, g, leaf);
+    }
     if a.to == Target::Az {
         let home = Home::open(&g.home_dir()).ok();
         let path = leaf_file_for_az(&a.cert, &chain, home.as_ref(), p.cn.as_deref())?;

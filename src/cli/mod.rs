@@ -8,9 +8,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 pub mod audit;
+pub mod azure_args;
 pub mod ca;
 pub mod ca_list;
 pub mod deprovision;
+pub mod deprovision_azure;
 pub mod device;
 pub mod dps;
 pub mod enroll;
