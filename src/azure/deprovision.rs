@@ -282,3 +282,7 @@ pub fn deprovision(
         steps,
     })
 }
+
+#[cfg(test)]
+#[path = "deprovision_tests.rs"]
+mod tests;

@@ -357,4 +357,4 @@ fn status_error(method: &str, path: &str, status: u16, resp: ureq::Response) -> 
 
 #[cfg(test)]
 #[path = "http_tests.rs"]
-mod tests;
+pub(crate) mod tests;
