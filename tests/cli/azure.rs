@@ -211,3 +211,53 @@ fn connection_strings_come_from_files_or_env_never_argv() {
         "{all}"
     );
 }
+
+#[test]
+fn ids_file_runs_every_pre_flight_first_one_refusal_sends_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = pki(&tmp.path().join("home"));
+    let dps = Listener::new();
+    let files = conn_files(tmp.path(), dps.port);
+    // sensor-thl-003 has the certificate of sensor-thl-001: its pre-flight refuses.
+    std::fs::copy(
+        home.join("certs/sensor-thl-001.cert.pem"),
+        home.join("certs/sensor-thl-003.cert.pem"),
+    )
+    .unwrap();
+    let ids = tmp.path().join("ids.txt");
+    std::fs::write(
+        &ids,
+        "sensor-thl-001\n\n# retired too\nsensor-thl-003\nsensor-thl-002\n",
+    )
+    .unwrap();
+    let before = tree(&home);
+    let mut c = iotca_in(&home);
+    c.args(["deprovision", "--ids-file"])
+        .arg(&ids)
+        .arg("--certs-dir")
+        .arg(home.join("certs"))
+        .args(["--to", "azure", "--json", "--dps-connection-string-file"])
+        .arg(&files.0)
+        .arg("--hub-connection-string-file")
+        .arg(&files.1);
+    let o = run(&mut c);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["refused"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["refused"][0]["enrollment_id"], "sensor-thl-003");
+    no_secret(&o);
+    assert_eq!(dps.connections(), 0);
+    assert_eq!(tree(&home), before);
+
+    // A device with no certificate in DIR: exit 2 naming it, still nothing sent.
+    std::fs::write(&ids, "sensor-thl-001\nsensor-thl-009\n").unwrap();
+    let o = run(&mut c);
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("sensor-thl-009"),
+        "{}",
+        show(&o)
+    );
+    assert_eq!(dps.connections(), 0);
+}
