@@ -59,3 +59,68 @@ impl AzureArgs {
         )?)
     }
 }
+
+/// `--azure [--hub HOST]` plus the connection-string flags, for the hub commands.
+#[derive(Debug, Args, Clone, Default)]
+pub struct HubRemoteArgs {
+    /// Act on the IoT hub of a hub connection string instead of the local registry.
+    #[arg(long)]
+    pub azure: bool,
+    /// With --azure: the hub (its HostName) among several connection strings.
+    #[arg(long, value_name = "HOST", requires = "azure")]
+    pub hub: Option<String>,
+    #[command(flatten)]
+    pub conn: AzureArgs,
+}
+
+impl HubRemoteArgs {
+    /// The registry client for the chosen hub.
+    pub fn registry(&self) -> anyhow::Result<iotca::azure::hub::HubRegistry> {
+        let settings = self.conn.settings()?;
+        let hubs = self.conn.hubs()?;
+        let names = || {
+            hubs.iter()
+                .map(|h| h.host_name.clone())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let pick = match &self.hub {
+            Some(h) => hubs
+                .iter()
+                .find(|c| c.host_name.eq_ignore_ascii_case(h))
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "no hub connection string for '{}' (given: {})",
+                        iotca::text::escape(h),
+                        names()
+                    )
+                })?,
+            None => match hubs.as_slice() {
+                [one] => one,
+                [] => anyhow::bail!(
+                    "no hub connection string: give --hub-connection-string-file F or set IOTCA_HUB_CONNECTION_STRING"
+                ),
+                _ => anyhow::bail!("several hubs ({}): pick one with --hub HOST", names()),
+            },
+        };
+        Ok(iotca::azure::hub::HubRegistry::new(pick.clone(), &settings))
+    }
+}
+
+/// `--azure` plus the connection-string flags, for the DPS commands.
+#[derive(Debug, Args, Clone, Default)]
+pub struct DpsRemoteArgs {
+    /// Ask the DPS of the DPS connection string instead of the local store.
+    #[arg(long)]
+    pub azure: bool,
+    #[command(flatten)]
+    pub conn: AzureArgs,
+}
+
+impl DpsRemoteArgs {
+    /// The DPS client.
+    pub fn dps(&self) -> anyhow::Result<Dps> {
+        let settings = self.conn.settings()?;
+        self.conn.dps(&settings)
+    }
+}

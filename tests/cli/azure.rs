@@ -261,3 +261,93 @@ fn ids_file_runs_every_pre_flight_first_one_refusal_sends_nothing() {
     );
     assert_eq!(dps.connections(), 0);
 }
+
+#[test]
+fn the_azure_reads_name_their_request_and_never_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().to_path_buf();
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let (dps, hubs) = conn_files(tmp.path(), port);
+    for (args, request) in [
+        (
+            vec!["hub", "device", "show", "d1", "--azure"],
+            "GET /devices/d1",
+        ),
+        (
+            vec!["hub", "device", "delete", "d1", "--azure"],
+            "DELETE /devices/d1",
+        ),
+        (
+            vec!["hub", "device", "disable", "d1", "--azure"],
+            "GET /devices/d1",
+        ),
+        (
+            vec!["hub", "device", "list", "--azure"],
+            "POST /devices/query",
+        ),
+        (
+            vec!["enroll", "show", "d1", "--azure"],
+            "GET /enrollments/d1",
+        ),
+        (
+            vec!["enroll", "show", "g1", "--group", "--azure"],
+            "GET /enrollmentGroups/g1",
+        ),
+        (
+            vec!["enroll", "delete", "d1", "--azure"],
+            "GET /enrollments/d1",
+        ),
+        (vec!["enroll", "list", "--azure"], "POST /enrollments/query"),
+        (
+            vec!["dps", "registrations", "--azure", "d1"],
+            "GET /registrations/d1",
+        ),
+        (
+            vec!["dps", "registrations", "--azure", "--group", "g1"],
+            "POST /registrations/g1/query",
+        ),
+    ] {
+        let mut c = iotca_in(&home);
+        c.args(&args)
+            .args(["--request-timeout", "2", "--dps-connection-string-file"])
+            .arg(&dps)
+            .arg("--hub-connection-string-file")
+            .arg(&hubs);
+        let o = run(&mut c);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", show(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(&format!("{request} to 127.0.0.1:{port}")),
+            "{args:?}: {}",
+            show(&o)
+        );
+        no_secret(&o);
+    }
+    // Several hubs and no --hub: say which to pick.
+    std::fs::write(
+        &hubs,
+        format!("HostName=a.azure-devices.net;SharedAccessKeyName=iothubowner;SharedAccessKey={KEY}\nHostName=b.azure-devices.net;SharedAccessKeyName=iothubowner;SharedAccessKey={KEY}\n"),
+    )
+    .unwrap();
+    let o = run(iotca_in(&home)
+        .args([
+            "hub",
+            "device",
+            "show",
+            "d1",
+            "--azure",
+            "--hub-connection-string-file",
+        ])
+        .arg(&hubs));
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("a.azure-devices.net, b.azure-devices.net") && err.contains("--hub"),
+        "{}",
+        show(&o)
+    );
+    no_secret(&o);
+}
