@@ -22,6 +22,7 @@
 #![deny(missing_docs)]
 
 pub mod audit;
+pub mod azure;
 pub mod cert;
 pub mod csr;
 pub mod dps;

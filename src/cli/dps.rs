@@ -23,10 +23,23 @@ pub enum DpsCommand {
     Trust,
     /// List the registration records (dps/registrations/<id>.json).
     #[command(after_help = REGISTRATIONS_HELP)]
-    Registrations,
+    Registrations(RegistrationsArgs),
     /// Print the connection strings of the running emulator (DPS service, each hub).
     #[command(after_help = CONNECTION_STRINGS_HELP)]
     ConnectionStrings,
+}
+
+/// `dps registrations` arguments.
+#[derive(Debug, clap::Args)]
+pub struct RegistrationsArgs {
+    /// With --azure: one device's registration state.
+    #[arg(value_name = "ID", requires = "azure")]
+    pub id: Option<String>,
+    /// With --azure: the registration states of this enrollment group's devices.
+    #[arg(long, value_name = "GROUP_ID", requires = "azure")]
+    pub group: Option<String>,
+    #[command(flatten)]
+    pub remote: super::azure_args::DpsRemoteArgs,
 }
 
 const CONNECTION_STRINGS_HELP: &str = "\
@@ -144,7 +157,10 @@ pub fn run(cmd: &DpsCommand, g: &Global) -> CmdResult {
     match cmd {
         DpsCommand::Serve(a) => serve(a, g),
         DpsCommand::Trust => trust(g),
-        DpsCommand::Registrations => registrations(g),
+        DpsCommand::Registrations(a) if a.remote.azure => {
+            super::dps_azure::registrations(a.id.as_deref(), a.group.as_deref(), &a.remote, g)
+        }
+        DpsCommand::Registrations(_) => registrations(g),
         DpsCommand::ConnectionStrings => connection_strings(g),
     }
 }

@@ -40,7 +40,7 @@ pub enum EnrollCommand {
     Group(GroupCommand),
     /// List the local enrollments and enrollment groups.
     #[command(after_help = LIST_HELP)]
-    List,
+    List(super::azure_args::DpsRemoteArgs),
     /// Show one local enrollment (or enrollment group) as its DPS JSON.
     #[command(after_help = SHOW_HELP)]
     Show(IdArgs),
@@ -276,6 +276,8 @@ pub struct IdArgs {
     /// Only look at enrollment groups.
     #[arg(long)]
     pub group: bool,
+    #[command(flatten)]
+    pub remote: super::azure_args::DpsRemoteArgs,
 }
 
 /// Runs `enroll`.
@@ -287,7 +289,14 @@ pub fn run(cmd: &EnrollCommand, g: &Global) -> CmdResult {
         EnrollCommand::Group(GroupCommand::List) => super::enroll_group::list(g),
         EnrollCommand::Group(GroupCommand::Show(a)) => super::enroll_group::show(a, g),
         EnrollCommand::Group(GroupCommand::Delete(a)) => super::enroll_group::delete(a, g),
-        EnrollCommand::List => list(g),
+        EnrollCommand::List(r) if r.azure => super::dps_azure::list(r, g),
+        EnrollCommand::Show(a) if a.remote.azure => {
+            super::dps_azure::show(&a.id, a.group, &a.remote, g)
+        }
+        EnrollCommand::Delete(a) if a.remote.azure => {
+            super::dps_azure::delete(&a.id, a.group, &a.remote, g)
+        }
+        EnrollCommand::List(_) => list(g),
         EnrollCommand::Show(a) => show(a, g),
         EnrollCommand::Delete(a) => delete(a, g),
         EnrollCommand::Update(a) => super::enroll_update::run(a, g),

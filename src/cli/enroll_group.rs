@@ -55,6 +55,7 @@ impl GroupIdArgs {
         IdArgs {
             id: self.id.clone(),
             group: true,
+            remote: Default::default(),
         }
     }
 }

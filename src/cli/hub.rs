@@ -44,7 +44,13 @@ pub enum DeviceCommand {
     Update(super::hub_update::UpdateArgs),
     /// List the device identities.
     #[command(after_help = LIST_HELP)]
-    List,
+    List(super::azure_args::HubRemoteArgs),
+    /// Disable a device identity on an IoT hub (--azure only).
+    #[command(after_help = STATUS_HELP)]
+    Disable(IdArg),
+    /// Enable a device identity on an IoT hub (--azure only).
+    #[command(after_help = STATUS_HELP)]
+    Enable(IdArg),
 }
 
 const ADD_HELP: &str = "\
@@ -69,7 +75,9 @@ EXIT CODES:
 
 EXAMPLES:
   Is the device still registered after deprovisioning?
-    iotca hub device show sensor-thl-002";
+    iotca hub device show sensor-thl-002
+  The same on an IoT hub (connection strings from a file, or IOTCA_HUB_CONNECTION_STRING):
+    iotca hub device show sensor-thl-002 --azure --hub-connection-string-file hubs.cs";
 
 const DELETE_HELP: &str = "\
 EXIT CODES:
@@ -80,6 +88,19 @@ EXIT CODES:
 EXAMPLES:
   Remove a device from the hub (the record moves under archive/):
     iotca hub device delete sensor-thl-002";
+
+const STATUS_HELP: &str = "\
+Reads the device, PUTs it back with the new status and its etag (If-Match),
+then reads it back.
+
+EXIT CODES:
+  0  the device reads back with the new status
+  1  DeviceNotFound
+  2  could not run (no connection string, a request failed, a 412 race)
+
+EXAMPLES:
+  Keep the identity but refuse its connections:
+    iotca hub device disable sensor-thl-002 --azure --hub-connection-string-file hubs.cs";
 
 const LIST_HELP: &str = "\
 EXIT CODES:
@@ -109,6 +130,8 @@ pub struct IdArg {
     /// The device ID (case-sensitive).
     #[arg(value_name = "ID")]
     pub id: String,
+    #[command(flatten)]
+    pub remote: super::azure_args::HubRemoteArgs,
 }
 
 /// Runs `hub`.
@@ -117,12 +140,21 @@ pub fn run(c: &HubCommand, g: &Global) -> CmdResult {
         HubCommand::Device(c) => c,
         HubCommand::Messages(a) => return super::hub_messages::run(a, g),
     };
+    use super::hub_azure as az;
     match c {
+        DeviceCommand::Show(a) if a.remote.azure => az::show(&a.id, &a.remote, g),
+        DeviceCommand::Delete(a) if a.remote.azure => az::delete(&a.id, &a.remote, g),
+        DeviceCommand::Disable(a) | DeviceCommand::Enable(a) if !a.remote.azure => {
+            anyhow::bail!("hub device disable/enable act on an IoT hub: add --azure")
+        }
+        DeviceCommand::Disable(a) => az::set_status(&a.id, "disabled", &a.remote, g),
+        DeviceCommand::Enable(a) => az::set_status(&a.id, "enabled", &a.remote, g),
+        DeviceCommand::List(r) if r.azure => az::list(r, g),
         DeviceCommand::Add(a) => add(a, g),
         DeviceCommand::Show(a) => show(a, g),
         DeviceCommand::Delete(a) => delete(a, g),
         DeviceCommand::Update(a) => super::hub_update::run(a, g),
-        DeviceCommand::List => list(g),
+        DeviceCommand::List(_) => list(g),
     }
 }
 

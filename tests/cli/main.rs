@@ -8,6 +8,7 @@
 mod util;
 
 mod audit;
+mod azure;
 mod certgen;
 mod compat;
 mod dps;

@@ -1,0 +1,21 @@
+//! Acting on Azure (DESIGN section 12): service connection strings, SAS
+//! tokens, an HTTPS client for the DPS service API and the IoT Hub identity
+//! registry, and the deprovisioning workflow with read-backs.
+//!
+//! - [`conn`]: service connection strings
+//!   (plus `GatewayHostName`), read from files or the environment only.
+//! - [`sas`]: `SharedAccessSignature sr=...&sig=...&se=...&skn=...`.
+//! - [`http`]: requests with a timeout, bounded 429/503 retries and errors
+//!   that name the request, status, error code and tracking ID.
+//! - [`dps`], [`hub`]: the two services' REST calls.
+//! - [`deprovision`]: the whole exercise for one device, as a typed outcome.
+
+pub mod conn;
+pub mod deprovision;
+pub mod dps;
+pub mod http;
+pub mod hub;
+pub mod sas;
+
+pub use conn::{ConnError, ConnectionString};
+pub use http::{AzureError, Client};
