@@ -172,3 +172,6 @@ fi
 if [ "$chained" != "$AUDIT" ] || [ "$openssl_ok" != "$AUDIT" ]; then
   echo "WARNING: not every audited certificate verified; the comparison is not like for like" >&2
 fi
+
+echo
+"$here/scripts/bench-deprovision.sh" "$IOTCA"

@@ -9,6 +9,7 @@ mod util;
 
 mod audit;
 mod azure;
+mod azure_emulator;
 mod certgen;
 mod compat;
 mod dps;

@@ -1,0 +1,426 @@
+//! `deprovision --to azure` end to end against `iotca dps serve` (HTTPS DPS
+//! service API and two hubs' registries). Devices register over the DPS
+//! device API with curl (client certificate); outcomes are read back from
+//! the emulator's store with the local commands, not through iotca's Azure
+//! client. Skipped visibly without curl; required when CI is set.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_iotca")
+}
+
+fn run(home: &Path, args: &[&str]) -> Output {
+    Command::new(bin())
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .env_remove("IOTCA_DPS_CONNECTION_STRING")
+        .env_remove("IOTCA_HUB_CONNECTION_STRING")
+        .env(
+            "IOTCA_SERVICE_CA",
+            home.join("certs/iotca-dps-server-ca.cert.pem"),
+        )
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Lab {
+    _dir: tempfile::TempDir,
+    home: PathBuf,
+    server: Child,
+    log: PathBuf,
+    https: u16,
+    keys: Vec<String>,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+fn have_curl() -> bool {
+    if Command::new("curl").arg("--version").output().is_ok() {
+        return true;
+    }
+    assert!(std::env::var_os("CI").is_none(), "curl is required in CI");
+    eprintln!("SKIPPED: curl not found");
+    false
+}
+
+impl Lab {
+    fn new() -> Lab {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("h");
+        for args in [
+            &["ca", "init"][..],
+            &[
+                "device",
+                "create",
+                "sensor-thl-001",
+                "sensor-thl-002",
+                "sensor-thl-003",
+            ],
+            &["enroll", "group", "create", "lab-group", "--ca"],
+        ] {
+            let mut a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            if args[0] == "enroll" {
+                a.push(
+                    home.join("certs/azure-iot-test-only.intermediate.cert.pem")
+                        .display()
+                        .to_string(),
+                );
+            }
+            let a: Vec<&str> = a.iter().map(String::as_str).collect();
+            let o = run(&home, &a);
+            assert!(o.status.success(), "{}", text(&o));
+        }
+        let (mqtt, https) = (free_port(), free_port());
+        let log = dir.path().join("serve.log");
+        let server = Command::new(bin())
+            .arg("--home")
+            .arg(&home)
+            .args([
+                "dps",
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{mqtt}"),
+                "--https-listen",
+                &format!("127.0.0.1:{https}"),
+            ])
+            .args([
+                "--hub",
+                "lab-hub.azure-devices.net",
+                "--hub",
+                "lab-hub-2.azure-devices.net",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut lab = Lab {
+            _dir: dir,
+            home,
+            server,
+            log,
+            https,
+            keys: vec![],
+        };
+        let mut line = String::new();
+        BufReader::new(lab.server.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.contains("listening"), "{line}");
+        let o = run(&lab.home, &["dps", "connection-strings", "--json"]);
+        let cs: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let dps = cs["dps"]["connection_string"].as_str().unwrap().to_string();
+        std::fs::write(lab.home.join("../dps.cs"), format!("{dps}\n")).unwrap();
+        let hubs: Vec<String> = cs["hubs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["connection_string"].as_str().unwrap().to_string())
+            .collect();
+        std::fs::write(lab.home.join("../hubs.cs"), hubs.join("\n")).unwrap();
+        for c in std::iter::once(&dps).chain(&hubs) {
+            let k = c
+                .split(';')
+                .find_map(|f| f.strip_prefix("SharedAccessKey="))
+                .unwrap();
+            lab.keys.push(k.to_string());
+        }
+        lab
+    }
+
+    /// Registers `id` over the DPS device API (HTTPS, client certificate).
+    fn register(&self, id: &str) {
+        let h = &self.home;
+        let o = Command::new("curl")
+            .args(["-s", "--cacert"])
+            .arg(h.join("certs/iotca-dps-server-ca.cert.pem"))
+            .arg("--cert")
+            .arg(h.join(format!("certs/{id}-full-chain.cert.pem")))
+            .arg("--key")
+            .arg(h.join(format!("private/{id}.key.pem")))
+            .args([
+                "-X",
+                "PUT",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                &format!("{{\"registrationId\":\"{id}\"}}"),
+            ])
+            .arg(format!(
+                "https://localhost:{}/0ne00LAB/registrations/{id}/register?api-version=2021-06-01",
+                self.https
+            ))
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("operationId"),
+            "{}",
+            text(&o)
+        );
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(10) {
+            if self
+                .home
+                .join(format!("dps/registrations/{id}.json"))
+                .exists()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{id} did not register");
+    }
+
+    fn deprovision(&self, extra: &[&str]) -> Output {
+        let dps = self.home.join("../dps.cs").display().to_string();
+        let mut a = vec![
+            "deprovision",
+            "--to",
+            "azure",
+            "--dps-connection-string-file",
+            &dps,
+        ];
+        a.extend_from_slice(extra);
+        run(&self.home, &a)
+    }
+
+    fn hubs_file(&self) -> String {
+        self.home.join("../hubs.cs").display().to_string()
+    }
+
+    fn cert(&self, id: &str) -> String {
+        self.home
+            .join(format!("certs/{id}.cert.pem"))
+            .display()
+            .to_string()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+
+    fn assert_no_key_in(&self, s: &str) {
+        for k in &self.keys {
+            assert!(!s.contains(k.as_str()), "a service key leaked");
+        }
+        assert!(!s.contains("sig="), "a SAS signature leaked");
+    }
+}
+
+fn hub_of(lab: &Lab, id: &str) -> String {
+    let v: Value = serde_json::from_slice(
+        &std::fs::read(lab.home.join(format!("dps/registrations/{id}.json"))).unwrap(),
+    )
+    .unwrap();
+    v["assignedHub"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn deprovision_finds_the_hub_confirms_and_is_idempotent() {
+    if !have_curl() {
+        return;
+    }
+    let lab = Lab::new();
+    lab.register("sensor-thl-001");
+    lab.register("sensor-thl-002");
+    let hub = hub_of(&lab, "sensor-thl-002");
+    let cert = lab.cert("sensor-thl-002");
+    let hubs = lab.hubs_file();
+    let o = lab.deprovision(&[
+        "sensor-thl-002",
+        "--cert",
+        &cert,
+        "--hub-connection-string-file",
+        &hubs,
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["ok"], true);
+    assert_eq!(r["steps"][0]["action"], "created");
+    assert_eq!(r["steps"][2]["action"], "deleted");
+    assert_eq!(r["steps"][2]["hub"], hub.as_str());
+    // Read back by the local commands from the emulator's store.
+    let show = run(&lab.home, &["enroll", "show", "sensor-thl-002", "--json"]);
+    assert!(
+        String::from_utf8_lossy(&show.stdout).contains("\"disabled\""),
+        "{}",
+        text(&show)
+    );
+    assert_eq!(
+        run(&lab.home, &["hub", "device", "show", "sensor-thl-002"])
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        run(&lab.home, &["hub", "device", "show", "sensor-thl-001"])
+            .status
+            .code(),
+        Some(0)
+    );
+    // Again: nothing written, exit 0.
+    let before = lab.log().lines().count();
+    let o2 = lab.deprovision(&[
+        "sensor-thl-002",
+        "--cert",
+        &cert,
+        "--hub-connection-string-file",
+        &hubs,
+    ]);
+    assert_eq!(o2.status.code(), Some(0), "{}", text(&o2));
+    let log = lab.log();
+    let new: Vec<&str> = log.lines().skip(before).collect();
+    assert!(new.iter().all(|l| !l.contains(" PUT ")), "{new:?}");
+    assert!(
+        new.iter()
+            .all(|l| !(l.contains(" DELETE ") && l.ends_with("204"))),
+        "{new:?}"
+    );
+    for s in [text(&o), text(&o2), log] {
+        lab.assert_no_key_in(&s);
+    }
+}
+
+#[test]
+fn the_guard_refuses_before_any_request() {
+    if !have_curl() {
+        return;
+    }
+    let lab = Lab::new();
+    let hubs = lab.hubs_file();
+    let ca = lab
+        .home
+        .join("certs/azure-iot-test-only.intermediate.cert.pem")
+        .display()
+        .to_string();
+    let before = lab.log();
+    for (id, cert) in [
+        ("sensor-thl-003", lab.cert("sensor-thl-002")),
+        ("Sensor-THL-002", lab.cert("sensor-thl-002")),
+        ("sensor-thl-002", lab.cert("sensor-thl-001")),
+        ("sensor-thl-002", ca.clone()),
+    ] {
+        let o = lab.deprovision(&[id, "--cert", &cert, "--hub-connection-string-file", &hubs]);
+        assert_eq!(o.status.code(), Some(1), "{id} {cert}: {}", text(&o));
+        assert!(text(&o).contains("nothing was changed"), "{}", text(&o));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(lab.log(), before, "the emulator saw a request");
+}
+
+#[test]
+fn a_hub_without_connection_string_is_exit_2_and_keeps_the_dps_step() {
+    if !have_curl() {
+        return;
+    }
+    let lab = Lab::new();
+    lab.register("sensor-thl-002");
+    let hub = hub_of(&lab, "sensor-thl-002");
+    let cert = lab.cert("sensor-thl-002");
+    let o = lab.deprovision(&["sensor-thl-002", "--cert", &cert]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains(&hub) && t.contains("not touched") && t.contains("the DPS step is kept"),
+        "{t}"
+    );
+    let show = run(&lab.home, &["enroll", "show", "sensor-thl-002", "--json"]);
+    assert!(String::from_utf8_lossy(&show.stdout).contains("\"disabled\""));
+    assert_eq!(
+        run(&lab.home, &["hub", "device", "show", "sensor-thl-002"])
+            .status
+            .code(),
+        Some(0)
+    );
+    // Given the connection strings, the same command finishes the job.
+    let hubs = lab.hubs_file();
+    let o = lab.deprovision(&[
+        "sensor-thl-002",
+        "--cert",
+        &cert,
+        "--hub-connection-string-file",
+        &hubs,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("already is a disabled individual enrollment"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        run(&lab.home, &["hub", "device", "show", "sensor-thl-002"])
+            .status
+            .code(),
+        Some(1)
+    );
+}
+
+#[test]
+fn many_devices_from_an_ids_file() {
+    if !have_curl() {
+        return;
+    }
+    let lab = Lab::new();
+    for id in ["sensor-thl-001", "sensor-thl-002"] {
+        lab.register(id);
+    }
+    let ids = lab.home.join("../ids.txt");
+    std::fs::write(&ids, "sensor-thl-001\nsensor-thl-002\nsensor-thl-003\n").unwrap();
+    let certs = lab.home.join("certs").display().to_string();
+    let hubs = lab.hubs_file();
+    let ids = ids.display().to_string();
+    let o = lab.deprovision(&[
+        "--ids-file",
+        &ids,
+        "--certs-dir",
+        &certs,
+        "--hub-connection-string-file",
+        &hubs,
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["devices"].as_array().unwrap().len(), 3);
+    // sensor-thl-003 never registered: said, not an error.
+    let d3 = r["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["registration_id"] == "sensor-thl-003")
+        .unwrap();
+    assert_eq!(d3["steps"][1]["action"], "never_registered");
+    for id in ["sensor-thl-001", "sensor-thl-002"] {
+        assert_eq!(
+            run(&lab.home, &["hub", "device", "show", id]).status.code(),
+            Some(1)
+        );
+    }
+}
