@@ -36,6 +36,19 @@ pub enum ParseError {
     /// Neither PEM nor a DER certificate.
     #[error("is neither PEM nor a DER certificate")]
     NotCertificate,
+    /// A PKCS#10 certificate signing request (PEM or DER).
+    #[error(
+        "holds a certificate signing request (PKCS#10), not a certificate: sign it with `iotca device sign FILE`"
+    )]
+    Csr,
+    /// A PKCS#12 (PFX) file.
+    #[error(
+        "is a PKCS#12 (PFX) file, not a PEM or DER certificate: `openssl pkcs12 -in FILE -nokeys` prints the certificates it holds"
+    )]
+    Pfx,
+    /// A DER private key (PKCS#8 or PKCS#1).
+    #[error("holds a DER private key, not a certificate")]
+    DerKey,
     /// A certificate block whose DER does not parse.
     #[error("certificate #{index} is malformed: {reason}")]
     Malformed {
@@ -77,6 +90,9 @@ pub fn split_unchecked(bytes: &[u8]) -> Result<Vec<Vec<u8>>, ParseError> {
                 tag if tag.contains("PRIVATE KEY") => {
                     return Err(ParseError::PrivateKey(tag.to_string()));
                 }
+                "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" if out.is_empty() => {
+                    return Err(ParseError::Csr);
+                }
                 tag => labels.push(tag.to_string()),
             }
         }
@@ -91,7 +107,36 @@ pub fn split_unchecked(bytes: &[u8]) -> Result<Vec<Vec<u8>>, ParseError> {
     if bytes.first() != Some(&0x30) {
         return Err(ParseError::NotCertificate);
     }
+    if let Some(kind) = der_kind(bytes) {
+        return Err(kind);
+    }
     Ok(vec![bytes.to_vec()])
+}
+
+/// What a DER SEQUENCE that is not a certificate holds, told by its first
+/// element: a certificate (and a CSR) starts with a SEQUENCE, a PFX with
+/// INTEGER 3, a PKCS#8 or PKCS#1 key with INTEGER 0 or 1. A CSR is told from
+/// a certificate by parsing it as one.
+fn der_kind(der: &[u8]) -> Option<ParseError> {
+    let header = |b: &[u8]| -> Option<usize> {
+        match *b.get(1)? {
+            n if n < 0x80 => Some(2),
+            n => Some(2 + usize::from(n & 0x7f)),
+        }
+    };
+    let inner = der.get(header(der)?..)?;
+    match (inner.first()?, inner.get(1)?, inner.get(2)?) {
+        (0x02, 0x01, 3) => Some(ParseError::Pfx),
+        (0x02, 0x01, 0 | 1) => Some(ParseError::DerKey),
+        (0x30, _, _) => {
+            use x509_parser::prelude::FromDer as _;
+            let is_csr = X509Certificate::from_der(der).is_err()
+                && x509_parser::certification_request::X509CertificationRequest::from_der(der)
+                    .is_ok();
+            is_csr.then_some(ParseError::Csr)
+        }
+        _ => None,
+    }
 }
 
 fn looks_like_pem(bytes: &[u8]) -> bool {

@@ -791,3 +791,68 @@ fn audit_keeps_a_full_chain_in_the_wrong_order_as_a_device_row() {
     assert_eq!(bundle["problems"][0]["code"], "leaf_is_ca", "{bundle}");
     assert_eq!(v["summary"]["total"], 2, "{}", v["summary"]);
 }
+
+/// Issue 13: `inspect` on a key, a CSR (PEM and DER) or a PFX says what the
+/// file is (exit 2), instead of the parser's internals.
+#[test]
+fn inspect_says_what_a_non_certificate_file_is() {
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path().join("pki");
+    ok(iotca(&home).args(["ca", "init", "-q"]));
+    let pw = t.path().join("pw.txt");
+    std::fs::write(&pw, "pw\n").unwrap();
+    ok(iotca(&home)
+        .args(["device", "create", "d1", "--pfx", "--pfx-password-file"])
+        .arg(&pw));
+    let key = home.join("private/d1.key.pem");
+    let d = t.path();
+    let k = key.to_str().unwrap();
+    openssl_ok(
+        &[
+            "req", "-new", "-key", k, "-subj", "/CN=d1", "-out", "d1.csr",
+        ],
+        d,
+    );
+    openssl_ok(
+        &[
+            "req",
+            "-in",
+            "d1.csr",
+            "-outform",
+            "DER",
+            "-out",
+            "d1.csr.der",
+        ],
+        d,
+    );
+    openssl_ok(
+        &[
+            "pkcs8",
+            "-topk8",
+            "-nocrypt",
+            "-in",
+            k,
+            "-outform",
+            "DER",
+            "-out",
+            "d1.key.der",
+        ],
+        d,
+    );
+    for (file, says) in [
+        (key.clone(), "holds a private key"),
+        (d.join("d1.csr"), "certificate signing request"),
+        (d.join("d1.csr.der"), "certificate signing request"),
+        (d.join("d1.key.der"), "DER private key"),
+        (home.join("certs/d1.cert.pfx"), "PKCS#12 (PFX)"),
+    ] {
+        let o = run(iotca(&home).arg("inspect").arg(&file));
+        assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+        let e = stderr(&o);
+        assert!(
+            e.contains(says) && !e.contains("Parsing Error"),
+            "{}: {e}",
+            file.display()
+        );
+    }
+}
