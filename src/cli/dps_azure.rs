@@ -176,3 +176,84 @@ pub fn registrations(
     out(&s)?;
     Ok(0)
 }
+
+/// `enroll create|group create --to azure`, after the pre-flight: PUT (with
+/// If-Match on the existing record's etag only with --force), then GET
+/// confirming `provisioningStatus`.
+pub fn create(
+    id: &str,
+    group: bool,
+    body: &Value,
+    force: bool,
+    conn: &super::azure_args::AzureArgs,
+    g: &Global,
+) -> CmdResult {
+    let settings = conn.settings()?;
+    let dps = conn.dps(&settings)?;
+    let get = |id: &str| -> anyhow::Result<_> {
+        Ok(if group {
+            dps.group(id)?
+        } else {
+            dps.enrollment(id)?
+        })
+    };
+    let existing = get(id)?;
+    let if_match = match &existing {
+        Some(_) if !force => anyhow::bail!(
+            "the {} '{}' already exists in {}; add --force to replace it",
+            kind(group),
+            iotca::text::escape(id),
+            dps.host_name()
+        ),
+        Some(rec) => Some(rec.etag.clone().unwrap_or_else(|| "*".into())),
+        None => None,
+    };
+    if group {
+        let grp: iotca::enroll::EnrollmentGroup = serde_json::from_value(body.clone())?;
+        dps.put_group(&grp, if_match.as_deref())?;
+    } else {
+        dps.put_enrollment_json(id, body, if_match.as_deref())?;
+    }
+    let want = body
+        .get("provisioningStatus")
+        .and_then(Value::as_str)
+        .unwrap_or("enabled");
+    let back = get(id)?;
+    let status = back
+        .as_ref()
+        .and_then(|b| b.provisioning_status())
+        .map(str::to_string);
+    if status.as_deref() != Some(want) {
+        anyhow::bail!(
+            "the {} '{}' does not read back from {} as {want} (read: {})",
+            kind(group),
+            iotca::text::escape(id),
+            dps.host_name(),
+            status.as_deref().unwrap_or("nothing")
+        );
+    }
+    if g.json {
+        print_json(&serde_json::json!({
+            "ok": true,
+            "kind": if group { "group" } else { "individual" },
+            "id": id,
+            "action": if existing.is_some() { "replaced" } else { "created" },
+            "provisioningStatus": want,
+            "confirmed": true,
+            "enrollment": back.map(|b| b.json),
+        }))?;
+    } else if !g.quiet {
+        out(&format!(
+            "{} {} '{}' in {}; read back: provisioningStatus {want}\n",
+            if existing.is_some() {
+                "replaced"
+            } else {
+                "created"
+            },
+            kind(group),
+            iotca::text::escape(id),
+            dps.host_name()
+        ))?;
+    }
+    Ok(0)
+}

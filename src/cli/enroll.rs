@@ -186,6 +186,8 @@ pub enum Target {
     Json,
     /// Print the `az` command.
     Az,
+    /// PUT it to the DPS of the DPS connection string and read it back.
+    Azure,
 }
 
 fn parse_status(s: &str) -> Result<ProvisioningStatus, String> {
@@ -236,6 +238,8 @@ pub struct CreateArgs {
     /// With --to local: replace an existing enrollment (the old record moves under archive/).
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub azure: super::azure_args::AzureArgs,
 }
 
 /// `enroll group create` flags.
@@ -265,6 +269,8 @@ pub struct GroupCreateArgs {
     /// With --to local: replace an existing group (the old record moves under archive/).
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub azure: super::azure_args::AzureArgs,
 }
 
 /// `enroll show|delete` arguments.
@@ -524,6 +530,17 @@ fn create(a: &CreateArgs, g: &Global) -> CmdResult {
     }
     e.allocation_policy = a.allocation_policy;
     match a.to {
+        Target::Azure => {
+            let body = serde_json::to_value(&e)?;
+            return super::dps_azure::create(
+                &e.registration_id,
+                false,
+                &body,
+                a.force,
+                &a.azure,
+                g,
+            );
+        }
         Target::Json => print_json(&e)?,
         Target::Az => {
             let home = Home::open(&g.home_dir()).ok();
@@ -603,6 +620,17 @@ fn group_create(a: &GroupCreateArgs, g: &Global) -> CmdResult {
     }
     grp.allocation_policy = a.allocation_policy;
     match a.to {
+        Target::Azure => {
+            let body = serde_json::to_value(&grp)?;
+            return super::dps_azure::create(
+                &grp.enrollment_group_id,
+                true,
+                &body,
+                a.force,
+                &a.azure,
+                g,
+            );
+        }
         Target::Json => print_json(&grp)?,
         Target::Az => {
             if ders.len() > 1 {

@@ -351,3 +351,54 @@ fn the_azure_reads_name_their_request_and_never_the_key() {
     );
     no_secret(&o);
 }
+
+#[test]
+fn enroll_create_to_azure_is_guarded_then_names_its_request() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = pki(&tmp.path().join("home"));
+    let dps = Listener::new();
+    let files = conn_files(tmp.path(), dps.port);
+    let create = |id: &str, cert: &str| {
+        let mut c = iotca_in(&home);
+        c.args(["enroll", "create", "--enrollment-id", id, "--cert"])
+            .arg(home.join(cert))
+            .args([
+                "--to",
+                "azure",
+                "--request-timeout",
+                "1",
+                "--dps-connection-string-file",
+            ])
+            .arg(&files.0);
+        run(&mut c)
+    };
+    let o = create("sensor-thl-002", "certs/sensor-thl-001.cert.pem");
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let o = run(iotca_in(&home)
+        .args(["enroll", "group", "create", "fleet", "--ca"])
+        .arg(home.join("certs/sensor-thl-001.cert.pem"))
+        .args(["--to", "azure", "--dps-connection-string-file"])
+        .arg(&files.0));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a device certificate as a group CA: {}",
+        show(&o)
+    );
+    assert_eq!(
+        dps.connections(),
+        0,
+        "a request was sent after a refused pre-flight"
+    );
+    // A pre-flight that passes goes to DPS: the listener never answers, so the request times out.
+    let o = create("sensor-thl-002", "certs/sensor-thl-002.cert.pem");
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("GET /enrollments/sensor-thl-002 to 127.0.0.1:"),
+        "{}",
+        show(&o)
+    );
+    no_secret(&o);
+    assert_eq!(dps.connections(), 1);
+}
