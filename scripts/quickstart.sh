@@ -7,8 +7,15 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 home=${1:-pki-quickstart}
+usage="usage: scripts/quickstart.sh [HOME_DIR]   (default ./pki-quickstart; the directory must not exist)"
+case "${1:-}" in -h | --help) echo "$usage"; exit 0 ;; esac
+if [ $# -gt 1 ]; then
+    echo "$usage" >&2
+    exit 2
+fi
 if [ -e "$home" ]; then
     echo "quickstart: $home already exists; give a new directory" >&2
+    echo "$usage" >&2
     exit 2
 fi
 cargo build --release --locked --quiet
