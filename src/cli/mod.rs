@@ -25,6 +25,7 @@ pub mod dps_azure;
 pub mod enroll;
 mod enroll_group;
 pub mod enroll_group_update;
+mod enroll_preflight;
 pub mod enroll_update;
 mod help_cmd;
 mod home_check;

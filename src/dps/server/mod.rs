@@ -68,7 +68,7 @@ use crate::home::Home;
 use crate::hub_messages::MessageStore;
 use conn::connection;
 use hub_auth::HubAuth;
-use tls::tls_config;
+pub(crate) use tls::tls_config;
 use watch::Watcher;
 
 /// The port the device SDKs use.
@@ -246,7 +246,7 @@ impl Server {
         })
         .await
         .map_err(|e| Error::Invalid(format!("could not prepare the server certificate: {e}")))??;
-        let tls = tls_config(&identity)?;
+        let tls = tls_config(&identity, true)?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| Error::Invalid(format!("cannot listen on {}: {e}", config.listen)))?;

@@ -1,5 +1,8 @@
-//! TLS: any client chain accepted at the handshake (its signature checked),
-//! judged afterwards by the DPS decision or the hub's registry.
+//! TLS for both listeners: the emulator's server certificate, TLS 1.2 and
+//! 1.3 (the Python SDK offers 1.2 only), and any client chain accepted at the
+//! handshake (its signature over the handshake checked), judged afterwards by
+//! the DPS decision or the hub's registry. MQTT requires a client
+//! certificate; HTTPS only requests one (its service APIs authenticate by SAS).
 
 use std::sync::Arc;
 
@@ -17,6 +20,7 @@ use crate::error::{Error, Result};
 #[derive(Debug)]
 struct AnyClientCertificate {
     algorithms: WebPkiSupportedAlgorithms,
+    mandatory: bool,
 }
 
 impl ClientCertVerifier for AnyClientCertificate {
@@ -25,7 +29,7 @@ impl ClientCertVerifier for AnyClientCertificate {
     }
 
     fn client_auth_mandatory(&self) -> bool {
-        true
+        self.mandatory
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
@@ -65,11 +69,16 @@ impl ClientCertVerifier for AnyClientCertificate {
     }
 }
 
-/// The rustls configuration: TLS 1.2 and 1.3, ring, client certificate required.
-pub(super) fn tls_config(identity: &emulator::ServerIdentity) -> Result<rustls::ServerConfig> {
+/// The rustls configuration: TLS 1.2 and 1.3, ring, a client certificate
+/// required (MQTT) or only requested.
+pub(crate) fn tls_config(
+    identity: &emulator::ServerIdentity,
+    client_cert_mandatory: bool,
+) -> Result<rustls::ServerConfig> {
     let provider: Arc<CryptoProvider> = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = Arc::new(AnyClientCertificate {
         algorithms: provider.signature_verification_algorithms,
+        mandatory: client_cert_mandatory,
     });
     let chain = identity
         .chain
