@@ -73,11 +73,6 @@ pub struct Services {
     pub settings: Settings,
 }
 
-fn sha256_hex(der: &[u8]) -> String {
-    let d = ring::digest::digest(&ring::digest::SHA256, der);
-    d.as_ref().iter().map(|b| format!("{b:02X}")).collect()
-}
-
 /// Does the enrollment DPS holds attest exactly this leaf?
 fn same_certificate(rec: &Record, leaf_der: &[u8], leaf_pem: &str) -> bool {
     let primary = rec
@@ -89,7 +84,7 @@ fn same_certificate(rec: &Record, leaf_der: &[u8], leaf_pem: &str) -> bool {
         .pointer("/info/sha256Thumbprint")
         .and_then(Value::as_str)
     {
-        return t.eq_ignore_ascii_case(&sha256_hex(leaf_der));
+        return t.eq_ignore_ascii_case(&crate::cert::sha256_thumbprint(leaf_der));
     }
     if let Some(c) = primary.get("certificate").and_then(Value::as_str) {
         return c.trim() == leaf_pem.trim();

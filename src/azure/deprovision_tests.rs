@@ -40,7 +40,7 @@ fn enrollment(status: &str, leaf: &[u8], etag: &str) -> String {
         "registrationId": "sensor-thl-002",
         "provisioningStatus": status,
         "etag": etag,
-        "attestation": {"type": "x509", "x509": {"clientCertificates": {"primary": {"info": {"sha256Thumbprint": sha256_hex(leaf)}}}}}
+        "attestation": {"type": "x509", "x509": {"clientCertificates": {"primary": {"info": {"sha256Thumbprint": crate::cert::sha256_thumbprint(leaf)}}}}}
     })
     .to_string()
 }

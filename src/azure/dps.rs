@@ -157,6 +157,20 @@ impl Dps {
         )
     }
 
+    /// `PUT /enrollmentGroups/{id}` with a body as DPS returned it (edited).
+    pub fn put_group_json(
+        &self,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> Result<Record, AzureError> {
+        self.put(
+            &format!("/enrollmentGroups/{}", sas::encode(id)),
+            body,
+            if_match,
+        )
+    }
+
     /// `DELETE /enrollmentGroups/{id}`.
     pub fn delete_group(&self, id: &str, if_match: Option<&str>) -> Result<bool, AzureError> {
         self.delete(&format!("/enrollmentGroups/{}", sas::encode(id)), if_match)

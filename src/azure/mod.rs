@@ -8,11 +8,13 @@
 //! - [`http`]: requests with a timeout, bounded 429/503 retries and errors
 //!   that name the request, status, error code and tracking ID.
 //! - [`dps`], [`hub`]: the two services' REST calls.
+//! - [`group_update`]: a group's signing certificates changed (CA rollover).
 //! - [`deprovision`]: the whole exercise for one device, as a typed outcome.
 
 pub mod conn;
 pub mod deprovision;
 pub mod dps;
+pub mod group_update;
 pub mod http;
 pub mod hub;
 pub mod sas;

@@ -29,12 +29,18 @@ TARGETS (--to):
   local  change dps/enrollmentGroups/<id>.json in the home and read it back (default)
   json   print the DPS REST body after the change (PUT /enrollmentGroups/{id}), from the local record
   az     print the `az iot dps enrollment-group update` command (needs --dps-name)
-  azure  not yet: the DPS REST client is not merged; use --to az
+  azure  change the group on DPS itself: GET it, PUT the new certificates with
+         If-Match, read back (needs --dps-connection-string-file or
+         $IOTCA_DPS_CONNECTION_STRING). DPS returns only the thumbprints of a
+         group's certificates, so iotca sends back the certificates it knows
+         by thumbprint: this home's CAs, its local record of the group, and
+         --secondary-ca. The stranded-devices check looks at this home's devices.
 
 EXIT CODES:
   0  the group was changed (or the body/command printed)
   1  refused: the new CA is not a CA or has expired, or devices would be stranded (without --force)
-  2  the command could not run (no such group, no secondary to promote, unreadable file)
+  2  the command could not run (no such group, no secondary to promote, unreadable
+     file, a request failed, a certificate DPS holds is unknown here, the read-back differs)
 
 EXAMPLES:
   After `iotca ca rollover intermediate`:
@@ -42,7 +48,10 @@ EXAMPLES:
   Once the devices are re-issued under intermediate-2:
     iotca --home pki enroll group update fleet --promote-secondary
   The same on the real DPS:
-    iotca --home pki enroll group update fleet --secondary-ca pki/certs/intermediate-2.cert.pem --to az --dps-name dps-X";
+    iotca --home pki enroll group update fleet --secondary-ca pki/certs/intermediate-2.cert.pem --to az --dps-name dps-X
+  Do it on the real DPS:
+    iotca --home pki enroll group update fleet --secondary-ca pki/certs/intermediate-2.cert.pem \\
+        --to azure --dps-connection-string-file dps.cs";
 
 /// Where the change goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -53,7 +62,7 @@ pub enum Target {
     Json,
     /// Print the az command.
     Az,
-    /// The DPS service API (not available yet in this build).
+    /// The DPS service API: write and read back.
     Azure,
 }
 
@@ -89,6 +98,8 @@ pub struct GroupUpdateArgs {
     /// Make the change even when devices of this home would no longer provision.
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub azure: super::azure_args::AzureArgs,
 }
 
 /// `--json` with `--to local`.
@@ -128,6 +139,112 @@ fn read_secondary(path: &Path, group_id: &str) -> anyhow::Result<Result<Vec<u8>,
     Ok(Ok(ders[0].clone()))
 }
 
+/// Says which devices the change would strand; true when that refuses it
+/// (without `--force`).
+fn refuse_stranded(stranded: &[String], group_id: &str, force: bool) -> bool {
+    if stranded.is_empty() {
+        return false;
+    }
+    let shown: Vec<&str> = stranded.iter().take(10).map(String::as_str).collect();
+    let more = if stranded.len() > 10 {
+        format!(" and {} more", stranded.len() - 10)
+    } else {
+        String::new()
+    };
+    let msg = format!(
+        "{} device(s) of this home chain to enrollment group '{group_id}' now and would not after this change (DPS would refuse them): {}{more}",
+        stranded.len(),
+        shown.join(", ")
+    );
+    if !force {
+        eprintln!("REFUSED: {msg}");
+        eprintln!(
+            "re-issue them under the new CA first (`iotca device renew ID... --ca NEW`), or pass --force; nothing was changed."
+        );
+        return true;
+    }
+    eprintln!("warning: {msg}");
+    false
+}
+
+/// `--to azure`: plan against what DPS holds, the stranded check on this
+/// home's devices, then write and read back.
+fn run_azure(
+    a: &GroupUpdateArgs,
+    g: &Global,
+    secondary: Option<Vec<u8>>,
+    home: Option<&Home>,
+    local: Option<&enroll::StoredGroup>,
+    now: OffsetDateTime,
+) -> CmdResult {
+    use iotca::azure::group_update::{self, GroupChange};
+    let mut known: Vec<Vec<u8>> = secondary.iter().cloned().collect();
+    known.extend(local.iter().flat_map(|l| l.certificates.iter().cloned()));
+    if let Some(h) = home {
+        known.extend(iotca::lifecycle::home_cas(h)?.into_iter().map(|c| c.der));
+    }
+    let settings = a.azure.settings()?;
+    let dps = a.azure.dps(&settings)?;
+    let change = GroupChange {
+        secondary,
+        promote: a.promote_secondary,
+        remove: a.remove_secondary,
+        status: a.status,
+    };
+    let plan = group_update::plan(&dps, &a.group_id, &known, &change)?;
+    let stranded = match home {
+        Some(h) => stranded_devices(h, &plan.before, &plan.after, now)?,
+        None => Vec::new(),
+    };
+    if refuse_stranded(&stranded, &a.group_id, a.force) {
+        return Ok(1);
+    }
+    let up = group_update::apply(&dps, &plan)?;
+    let primary = subject(&up.certificates[0]);
+    let secondary = up.certificates.get(1).map(|d| subject(d));
+    if g.json {
+        print_json(&JsonUpdatedAzure {
+            ok: true,
+            id: &a.group_id,
+            dps: dps.host_name(),
+            provisioning_status: &up.status,
+            primary: &primary,
+            secondary: secondary.as_deref(),
+            confirmed: true,
+            stranded_devices: &stranded,
+            enrollment: &up.record.json,
+        })?;
+    } else if !g.quiet {
+        println!(
+            "updated enrollment group '{}' in {}; read back: provisioningStatus {}, primary {}, secondary {}",
+            iotca::text::escape(&a.group_id),
+            iotca::text::escape(dps.host_name()),
+            up.status,
+            iotca::text::escape(&primary),
+            secondary
+                .as_deref()
+                .map(|s| iotca::text::escape(s).into_owned())
+                .unwrap_or_else(|| "(none)".into())
+        );
+    }
+    Ok(0)
+}
+
+/// `--json` with `--to azure`.
+#[derive(Serialize)]
+struct JsonUpdatedAzure<'a> {
+    ok: bool,
+    id: &'a str,
+    dps: &'a str,
+    #[serde(rename = "provisioningStatus")]
+    provisioning_status: &'a str,
+    primary: &'a str,
+    secondary: Option<&'a str>,
+    confirmed: bool,
+    stranded_devices: &'a [String],
+    enrollment: &'a serde_json::Value,
+}
+
 /// Runs `enroll group update`.
 pub fn run(a: &GroupUpdateArgs, g: &Global) -> CmdResult {
     if a.secondary_ca.is_none() && !a.promote_secondary && !a.remove_secondary && a.status.is_none()
@@ -138,9 +255,6 @@ pub fn run(a: &GroupUpdateArgs, g: &Global) -> CmdResult {
     }
     iotca::ids::check_registration_id(&a.group_id)?;
     match a.to {
-        Target::Azure => anyhow::bail!(
-            "--to azure is not available in this build yet (the DPS service client is not merged); use --to az to print the command"
-        ),
         Target::Az if a.dps_name.is_none() => {
             anyhow::bail!("--to az needs --dps-name NAME (the DPS instance)")
         }
@@ -235,6 +349,9 @@ pub fn run(a: &GroupUpdateArgs, g: &Global) -> CmdResult {
         }
         return Ok(0);
     }
+    if a.to == Target::Azure {
+        return run_azure(a, g, secondary, home.ok().as_ref(), local.as_ref(), now);
+    }
     let home = home?;
     let store = store.expect("the home opened");
     let Some(local) = local else {
@@ -257,27 +374,8 @@ pub fn run(a: &GroupUpdateArgs, g: &Global) -> CmdResult {
         })
         .unwrap_or_default();
     let stranded = stranded_devices(&home, &local.certificates, &after_ders, now)?;
-    if !stranded.is_empty() {
-        let shown: Vec<&str> = stranded.iter().take(10).map(String::as_str).collect();
-        let more = if stranded.len() > 10 {
-            format!(" and {} more", stranded.len() - 10)
-        } else {
-            String::new()
-        };
-        let msg = format!(
-            "{} device(s) of this home chain to enrollment group '{}' now and would not after this change (DPS would refuse them): {}{more}",
-            stranded.len(),
-            a.group_id,
-            shown.join(", ")
-        );
-        if !a.force {
-            eprintln!("REFUSED: {msg}");
-            eprintln!(
-                "re-issue them under the new CA first (`iotca device renew ID... --ca NEW`), or pass --force; nothing was changed."
-            );
-            return Ok(1);
-        }
-        eprintln!("warning: {msg}");
+    if refuse_stranded(&stranded, &a.group_id, a.force) {
+        return Ok(1);
     }
     if a.to == Target::Json {
         print_json(&after)?;

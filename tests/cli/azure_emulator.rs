@@ -157,6 +157,24 @@ impl Lab {
 
     /// Registers `id` over the DPS device API (HTTPS, client certificate).
     fn register(&self, id: &str) {
+        let out = self.register_answer(id);
+        assert!(out.contains("operationId"), "{out}");
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(10) {
+            if self
+                .home
+                .join(format!("dps/registrations/{id}.json"))
+                .exists()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{id} did not register");
+    }
+
+    /// The DPS device API's answer to `id`'s register request.
+    fn register_answer(&self, id: &str) -> String {
         let h = &self.home;
         let o = Command::new("curl")
             .args(["-s", "--cacert"])
@@ -179,23 +197,7 @@ impl Lab {
             ))
             .output()
             .unwrap();
-        assert!(
-            String::from_utf8_lossy(&o.stdout).contains("operationId"),
-            "{}",
-            text(&o)
-        );
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(10) {
-            if self
-                .home
-                .join(format!("dps/registrations/{id}.json"))
-                .exists()
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("{id} did not register");
+        text(&o)
     }
 
     fn deprovision(&self, extra: &[&str]) -> Output {
@@ -423,4 +425,93 @@ fn many_devices_from_an_ids_file() {
             Some(1)
         );
     }
+}
+
+/// The rollover of section 13 on the DPS service API: the group's secondary
+/// certificate added, both generations provision, promotion refused while it
+/// strands devices, then forced; the old generation is refused.
+#[test]
+fn group_rollover_through_the_dps_service_api() {
+    if !have_curl() {
+        return;
+    }
+    let lab = Lab::new();
+    let h = &lab.home;
+    let dps = h.join("../dps.cs").display().to_string();
+    let ok = |args: &[&str]| {
+        let o = run(h, args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o));
+        lab.assert_no_key_in(&text(&o));
+        o
+    };
+    ok(&["ca", "rollover", "intermediate"]);
+    ok(&[
+        "device",
+        "create",
+        "sensor-g2-001",
+        "--ca",
+        "intermediate-2",
+    ]);
+    const REFUSED: &str = "401002";
+    assert!(lab.register_answer("sensor-g2-001").contains(REFUSED));
+    let update = |extra: &[&str]| {
+        let mut a = vec![
+            "enroll",
+            "group",
+            "update",
+            "lab-group",
+            "--to",
+            "azure",
+            "--dps-connection-string-file",
+            &dps,
+        ];
+        a.extend_from_slice(extra);
+        run(h, &a)
+    };
+    // Not a CA: refused before any request.
+    let before = lab.log().lines().count();
+    let leaf = lab.cert("sensor-thl-001");
+    let o = update(&["--secondary-ca", &leaf]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(lab.log().lines().count(), before, "a request was sent");
+
+    let g2 = h
+        .join("certs/intermediate-2.cert.pem")
+        .display()
+        .to_string();
+    let o = update(&["--secondary-ca", &g2, "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["confirmed"], true);
+    assert!(r["secondary"].as_str().unwrap().contains("G2"), "{r}");
+    let g2_pem = std::fs::read_to_string(&g2).unwrap();
+    let back = run(h, &["enroll", "group", "show", "lab-group", "--json"]);
+    let back: Value = serde_json::from_slice(&back.stdout).unwrap();
+    let sec = back["attestation"]["x509"]["signingCertificates"]["secondary"]["certificate"]
+        .as_str()
+        .unwrap();
+    assert_eq!(sec.trim(), g2_pem.trim());
+    for id in ["sensor-thl-001", "sensor-g2-001"] {
+        assert!(
+            lab.register_answer(id).contains("operationId"),
+            "{id} with both certificates"
+        );
+    }
+    // Promotion strands sensor-thl-00x (under the old intermediate): refused.
+    let before = lab.log().lines().count();
+    let o = update(&["--promote-secondary"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("sensor-thl-001"), "{}", text(&o));
+    let new: Vec<String> = lab.log().lines().skip(before).map(str::to_string).collect();
+    assert!(new.iter().all(|l| !l.contains(" PUT ")), "{new:?}");
+    let o = update(&["--promote-secondary", "--force"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("warning"), "{}", text(&o));
+    assert!(lab.register_answer("sensor-thl-001").contains(REFUSED));
+    assert!(lab.register_answer("sensor-g2-001").contains("operationId"));
+    // Nothing left to promote: exit 2, naming the group.
+    let o = update(&["--promote-secondary"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("no secondary"), "{}", text(&o));
+    lab.assert_no_key_in(&lab.log());
 }
