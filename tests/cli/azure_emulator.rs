@@ -424,3 +424,86 @@ fn many_devices_from_an_ids_file() {
         );
     }
 }
+
+/// Copies `template` (a record of the local store) under `n` new IDs `{prefix}-NNN`.
+fn bulk_records(lab: &Lab, dir: &str, field: &str, template: &str, prefix: &str, n: usize) {
+    let path = lab.home.join(format!("dps/{dir}/{template}.json"));
+    let mut v: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    for i in 0..n {
+        let id = format!("{prefix}-{i:03}");
+        v[field] = Value::String(id.clone());
+        std::fs::write(
+            lab.home.join(format!("dps/{dir}/{id}.json")),
+            serde_json::to_vec(&v).unwrap(),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn a_list_longer_than_one_page_comes_back_whole() {
+    let lab = Lab::new();
+    let cert = lab.cert("sensor-thl-001");
+    let o = run(
+        &lab.home,
+        &[
+            "enroll",
+            "create",
+            "--enrollment-id",
+            "sensor-thl-001",
+            "--cert",
+            &cert,
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    // 250 individual enrollments (iotca asks for pages of 100) and 120 groups.
+    bulk_records(
+        &lab,
+        "enrollments",
+        "registrationId",
+        "sensor-thl-001",
+        "bulk",
+        249,
+    );
+    bulk_records(
+        &lab,
+        "enrollmentGroups",
+        "enrollmentGroupId",
+        "lab-group",
+        "grp",
+        119,
+    );
+    let dps = lab.home.join("../dps.cs").display().to_string();
+    let o = run(
+        &lab.home,
+        &[
+            "enroll",
+            "list",
+            "--azure",
+            "--dps-connection-string-file",
+            &dps,
+            "--json",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ids = |k: &str, f: &str| -> std::collections::BTreeSet<String> {
+        v[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e[f].as_str().unwrap().to_string())
+            .collect()
+    };
+    let individual = ids("individual", "registrationId");
+    assert_eq!(individual.len(), 250);
+    assert!(individual.contains("sensor-thl-001") && individual.contains("bulk-248"));
+    let groups = ids("groups", "enrollmentGroupId");
+    assert_eq!(groups.len(), 120);
+    assert!(groups.contains("lab-group") && groups.contains("grp-118"));
+    std::thread::sleep(Duration::from_millis(100));
+    let log = lab.log();
+    let count = |p: &str| log.lines().filter(|l| l.contains(p)).count();
+    assert_eq!(count("POST /enrollments/query: 200"), 3, "{log}");
+    assert_eq!(count("POST /enrollmentGroups/query: 200"), 2, "{log}");
+    lab.assert_no_key_in(&log);
+}
