@@ -1,5 +1,6 @@
 //! The HTTPS client for the DPS service API and the hub registry: rustls
-//! (ring) against the system's web roots plus `--service-ca`, a timeout on
+//! (ring) against the system's trust roots plus `--service-ca` (see
+//! [`super::trust`]), a timeout on
 //! every request, 429/503 retried after `Retry-After` a bounded number of
 //! times, and errors naming the request, the status, the service's error
 //! code and its tracking ID — never the key or the token.
@@ -67,7 +68,18 @@ pub enum AzureError {
         /// What went wrong.
         reason: String,
     },
-    /// `--service-ca` could not be used.
+    /// The `--service-ca` file could not be read, or holds no certificate.
+    #[error("the service CA file {0}")]
+    ServiceCa(#[source] crate::Error),
+    /// Neither the system nor `--service-ca` gave a root to trust.
+    #[error(
+        "no TLS trust roots: the system store gave none{why} and no --service-ca file (or IOTCA_SERVICE_CA) was given"
+    )]
+    NoRoots {
+        /// Why the system gave none, in parentheses, or empty.
+        why: String,
+    },
+    /// A root or the TLS configuration could not be used.
     #[error("the service CA file {path}: {reason}")]
     Trust {
         /// The file.
@@ -119,27 +131,16 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The web roots plus the certificates of `service_ca`, a 30 s timeout, 4 tries, waits capped at 30 s.
+    /// The system's roots plus the certificates of `service_ca`, a 30 s
+    /// timeout, 4 tries, waits capped at 30 s.
     pub fn new(service_ca: Option<&Path>) -> Result<Self, AzureError> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        if let Some(p) = service_ca {
-            let trust = |reason: String| AzureError::Trust {
-                path: p.display().to_string(),
-                reason,
-            };
-            let bytes = std::fs::read(p).map_err(|e| trust(e.to_string()))?;
-            let certs =
-                crate::cert::split_certificates(&bytes).map_err(|e| trust(e.to_string()))?;
-            if certs.is_empty() {
-                return Err(trust("it holds no certificate".into()));
-            }
-            for c in certs {
-                roots
-                    .add(rustls_pki_types::CertificateDer::from(c))
-                    .map_err(|e| trust(e.to_string()))?;
-            }
-        }
+        let (system, why) = super::trust::system_roots();
+        let roots = super::trust::roots(system, why.as_deref(), service_ca)?;
+        Self::with_roots(roots.store)
+    }
+
+    /// Exactly `roots`, with the defaults of [`Settings::new`].
+    pub fn with_roots(roots: rustls::RootCertStore) -> Result<Self, AzureError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()

@@ -263,7 +263,11 @@ fn a_404_is_none_and_an_untrusted_server_is_refused() {
     let hub = HubRegistry::new(hub_conn(s.port), &settings(&s));
     assert!(hub.device("d1").unwrap().is_none());
     let s2 = serve(vec![json_ok("{}")]);
-    let mut st = Settings::new(None).unwrap();
+    // Trusting some other root only (whatever this machine's store holds).
+    let other = rcgen::generate_simple_self_signed(vec!["other".into()]).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(other.cert.der().clone()).unwrap();
+    let mut st = Settings::with_roots(roots).unwrap();
     st.timeout = Duration::from_secs(2);
     let hub = HubRegistry::new(hub_conn(s2.port), &st);
     let e = hub.device("d1").unwrap_err().to_string();

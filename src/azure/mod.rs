@@ -7,6 +7,7 @@
 //! - [`sas`]: `SharedAccessSignature sr=...&sig=...&se=...&skn=...`.
 //! - [`http`]: requests with a timeout, bounded 429/503 retries and errors
 //!   that name the request, status, error code and tracking ID.
+//! - [`trust`]: the system's roots plus `--service-ca`.
 //! - [`dps`], [`hub`]: the two services' REST calls.
 //! - [`deprovision`]: the whole exercise for one device, as a typed outcome.
 
@@ -16,6 +17,7 @@ pub mod dps;
 pub mod http;
 pub mod hub;
 pub mod sas;
+pub mod trust;
 
 pub use conn::{ConnError, ConnectionString};
 pub use http::{AzureError, Client};

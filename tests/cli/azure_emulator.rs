@@ -507,3 +507,34 @@ fn a_list_longer_than_one_page_comes_back_whole() {
     assert_eq!(count("POST /enrollmentGroups/query: 200"), 2, "{log}");
     lab.assert_no_key_in(&log);
 }
+
+#[test]
+fn the_system_trust_store_is_used_without_service_ca() {
+    let lab = Lab::new();
+    let dps = lab.home.join("../dps.cs");
+    let list = |bundle: &Path| {
+        Command::new(bin())
+            .arg("--home")
+            .arg(&lab.home)
+            .args(["enroll", "list", "--azure", "--dps-connection-string-file"])
+            .arg(&dps)
+            .env_remove("IOTCA_SERVICE_CA")
+            .env_remove("SSL_CERT_DIR")
+            .env("SSL_CERT_FILE", bundle)
+            .output()
+            .unwrap()
+    };
+    // The emulator's CA as the system's bundle: trusted, no --service-ca.
+    let o = list(&lab.home.join("certs/iotca-dps-server-ca.cert.pem"));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("lab-group"), "{}", text(&o));
+    // Another bundle: the emulator is not trusted, and the error says so.
+    let o = list(&lab.home.join("certs/azure-iot-test-only.root.ca.cert.pem"));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("POST /enrollments/query to localhost:")
+            && err.to_lowercase().contains("certificate"),
+        "{err}"
+    );
+}
