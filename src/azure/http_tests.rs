@@ -120,6 +120,16 @@ pub(crate) fn serve(answers: Vec<Canned>) -> TestServer {
     }
 }
 
+/// The request lines the server saw, in order.
+pub(crate) fn lines(s: &TestServer) -> Vec<String> {
+    s.seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.line.clone())
+        .collect()
+}
+
 pub(crate) fn settings(s: &TestServer) -> Settings {
     let mut st = Settings::new(Some(&s.ca)).unwrap();
     st.timeout = Duration::from_secs(2);

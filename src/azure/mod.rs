@@ -9,11 +9,13 @@
 //!   that name the request, status, error code and tracking ID.
 //! - [`trust`]: the system's roots plus `--service-ca`.
 //! - [`dps`], [`hub`]: the two services' REST calls.
+//! - [`holds`]: what a DPS holds for one device (`enroll check --azure`).
 //! - [`deprovision`]: the whole exercise for one device, as a typed outcome.
 
 pub mod conn;
 pub mod deprovision;
 pub mod dps;
+pub mod holds;
 pub mod http;
 pub mod hub;
 pub mod sas;

@@ -464,3 +464,39 @@ fn without_any_trust_root_or_with_a_bad_service_ca_nothing_is_sent() {
     assert_eq!(doc["error"]["code"], "bad_certificate");
     assert_eq!(dps.connections(), 0);
 }
+
+#[test]
+fn enroll_check_azure_runs_the_pre_flight_then_names_its_request() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = pki(&tmp.path().join("home"));
+    let dps = Listener::new();
+    let files = conn_files(tmp.path(), dps.port);
+    let check = |extra: &[&str]| {
+        let mut c = iotca_in(&home);
+        c.args(["enroll", "check", "--enrollment-id", "sensor-thl-002"])
+            .arg("--cert")
+            .arg(home.join("certs/sensor-thl-002.cert.pem"))
+            .arg("--dps-connection-string-file")
+            .arg(&files.0)
+            .args(extra)
+            .env_remove("IOTCA_SERVICE_CA");
+        run(&mut c)
+    };
+    let o = check(&["--azure", "--json", "--request-timeout", "1"]);
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    let request = format!("GET /enrollments/sensor-thl-002 to 127.0.0.1:{}", dps.port);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(&request),
+        "{}",
+        show(&o)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let message = doc["error"]["message"].as_str().unwrap();
+    assert!(message.contains(&request), "{message}");
+    no_secret(&o);
+    assert_eq!(dps.connections(), 1);
+    // Without --azure, nothing is sent.
+    let o = check(&[]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert_eq!(dps.connections(), 0);
+}

@@ -538,3 +538,111 @@ fn the_system_trust_store_is_used_without_service_ca() {
         "{err}"
     );
 }
+
+#[test]
+fn enroll_check_azure_reports_what_dps_holds_and_reads_only() {
+    let lab = Lab::new();
+    // The trap, as an operator could leave it in DPS: a disabled enrollment
+    // for sensor-thl-002 under another letter case (the guard would refuse
+    // to write it, so it goes straight into the emulator's store).
+    let chain2 = lab
+        .home
+        .join("certs/sensor-thl-002-full-chain.cert.pem")
+        .display()
+        .to_string();
+    let o = run(
+        &lab.home,
+        &[
+            "enroll",
+            "create",
+            "--enrollment-id",
+            "sensor-thl-002",
+            "--cert",
+            &chain2,
+            "--status",
+            "disabled",
+            "--to",
+            "json",
+        ],
+    );
+    let mut body: Value = serde_json::from_slice(&o.stdout).unwrap();
+    body["registrationId"] = Value::String("Sensor-THL-002".into());
+    std::fs::create_dir_all(lab.home.join("dps/enrollments")).unwrap();
+    std::fs::write(
+        lab.home.join("dps/enrollments/sensor-thl-002.json"),
+        serde_json::to_vec(&body).unwrap(),
+    )
+    .unwrap();
+    let dps = lab.home.join("../dps.cs").display().to_string();
+    let before = lab.log().lines().count();
+    let check = |id: &str, cert: &str, json: bool| {
+        let mut a = vec![
+            "enroll",
+            "check",
+            "--enrollment-id",
+            id,
+            "--cert",
+            cert,
+            "--azure",
+            "--dps-connection-string-file",
+            &dps,
+        ];
+        if json {
+            a.push("--json");
+        }
+        run(&lab.home, &a)
+    };
+    let o = check("sensor-thl-002", &chain2, true);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    let d = &v["dps"];
+    assert!(d["enrollment"].is_null(), "{d}");
+    assert_eq!(d["other_case"][0]["registration_id"], "Sensor-THL-002");
+    assert_eq!(d["other_case"][0]["provisioning_status"], "disabled");
+    assert_eq!(d["other_case"][0]["certificate_matches"], true);
+    assert_eq!(d["groups"][0]["enrollment_group_id"], "lab-group");
+    assert_eq!(d["groups"][0]["provisioning_status"], "enabled");
+    assert_eq!(d["groups"][0]["certificate"], "primary");
+    assert_eq!(d["groups"][0]["chains"], true);
+    assert_eq!(d["decision"]["status"], "disabled");
+    assert_eq!(d["decision"]["enrollment"]["id"], "Sensor-THL-002");
+    // The text says the same, for people.
+    let t = text(&check("sensor-thl-002", &chain2, false));
+    assert!(
+        t.contains("'Sensor-THL-002': disabled")
+            && t.contains("only in letter case")
+            && t.contains(
+                "lab-group  enabled  primary CA CN=Azure IoT Hub Intermediate Cert Test Only"
+            )
+            && t.contains("DPS would decide now: disabled"),
+        "{t}"
+    );
+    // A device with no enrollment, presenting its leaf alone: the group's
+    // CA is found among the home's CAs, and the group lets it in.
+    let o = check("sensor-thl-001", &lab.cert("sensor-thl-001"), true);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["dps"]["enrollment"].is_null() && v["dps"]["other_case"] == Value::Array(vec![]));
+    assert_eq!(v["dps"]["groups"][0]["chains"], true);
+    assert_eq!(v["dps"]["decision"]["status"], "assigned");
+    assert_eq!(v["dps"]["decision"]["enrollment"]["kind"], "group");
+    // A refused pre-flight still reports DPS, and exits 1.
+    let o = check("sensor-thl-003", &chain2, true);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["problems"][0]["code"], "cn_mismatch");
+    assert_eq!(v["dps"]["for_cn"]["registration_id"], "Sensor-THL-002");
+    // Read-only: GETs and queries, nothing else.
+    std::thread::sleep(Duration::from_millis(100));
+    let log = lab.log();
+    let new: Vec<&str> = log.lines().skip(before).collect();
+    assert!(!new.is_empty());
+    assert!(
+        new.iter().all(|l| l.contains(" GET /enrollments/")
+            || l.contains(" POST /enrollments/query: 200")
+            || l.contains(" POST /enrollmentGroups/query: 200")),
+        "{new:?}"
+    );
+    lab.assert_no_key_in(&log);
+}
