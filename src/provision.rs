@@ -633,19 +633,20 @@ impl crate::audit::EnrollmentLookup for Snapshot {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::enroll::schema::{EnrollmentGroup, IndividualEnrollment};
     use crate::home::Home;
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 
-    struct Pki {
-        root: Vec<u8>,
-        inter: Vec<u8>,
-        leaf: Vec<u8>,
+    /// Root, intermediate, and a leaf with CN `cn` under it (DER).
+    pub(crate) struct Pki {
+        pub root: Vec<u8>,
+        pub inter: Vec<u8>,
+        pub leaf: Vec<u8>,
     }
 
-    fn pki(cn: &str) -> Pki {
+    pub(crate) fn pki(cn: &str) -> Pki {
         let ca_params = |name: &str| {
             let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
             p.distinguished_name.push(DnType::CommonName, name);

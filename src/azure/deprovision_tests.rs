@@ -1,7 +1,9 @@
 //! The workflow against the canned HTTPS server: the exact requests, in order.
 
 use super::*;
-use crate::azure::http::tests::{Canned, KEY, TestServer, dps_conn, hub_conn, serve, settings};
+use crate::azure::http::tests::{
+    Canned, KEY, TestServer, dps_conn, hub_conn, lines, serve, settings,
+};
 
 fn leaf() -> Vec<u8> {
     rcgen::generate_simple_self_signed(vec!["sensor-thl-002".into()])
@@ -56,15 +58,6 @@ fn services(s: &TestServer, hubs: bool) -> Services {
         hubs: if hubs { vec![hub_conn(s.port)] } else { vec![] },
         settings: st,
     }
-}
-
-fn lines(s: &TestServer) -> Vec<String> {
-    s.seen
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|r| r.line.clone())
-        .collect()
 }
 
 const Q: &str = "?api-version=";

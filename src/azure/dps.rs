@@ -10,6 +10,10 @@ use crate::enroll::{EnrollmentGroup, IndividualEnrollment};
 /// The DPS service API version.
 pub const API_VERSION: &str = "2021-10-01";
 
+/// Items asked for in one page of a query (`x-ms-max-item-count`); DPS
+/// may send fewer, and says where to go on with `x-ms-continuation`.
+pub const PAGE_SIZE: usize = 100;
+
 /// A record as DPS holds it, with its etag.
 #[derive(Debug, Clone)]
 pub struct Record {
@@ -33,6 +37,8 @@ impl Record {
 /// The DPS service client.
 pub struct Dps {
     client: Client,
+    /// `x-ms-max-item-count` of each query page ([`PAGE_SIZE`] by default).
+    pub page_size: usize,
 }
 
 impl Dps {
@@ -40,6 +46,7 @@ impl Dps {
     pub fn new(conn: ConnectionString, settings: &Settings) -> Self {
         Dps {
             client: Client::new(conn, API_VERSION, settings),
+            page_size: PAGE_SIZE,
         }
     }
 
@@ -84,11 +91,10 @@ impl Dps {
         }
     }
 
+    /// Every item of a query, all pages (the SDKs' query specification `*`).
     fn query(&self, path: &str) -> Result<Vec<Value>, AzureError> {
-        let r = self
-            .client
-            .send("POST", path, None, Some(&json!({"query": "*"})))?;
-        r.json("POST", path)
+        self.client
+            .query_all(path, &json!({"query": "*"}), self.page_size)
     }
 
     /// `GET /enrollments/{id}`; `None` on 404.

@@ -1,5 +1,6 @@
 //! The HTTPS client for the DPS service API and the hub registry: rustls
-//! (ring) against the system's web roots plus `--service-ca`, a timeout on
+//! (ring) against the system's trust roots plus `--service-ca` (see
+//! [`super::trust`]), a timeout on
 //! every request, 429/503 retried after `Retry-After` a bounded number of
 //! times, and errors naming the request, the status, the service's error
 //! code and its tracking ID — never the key or the token.
@@ -12,6 +13,9 @@ use super::{ConnectionString, sas};
 
 /// How long a SAS token made for one request lives.
 const TOKEN_LIFETIME: u64 = 3600;
+
+/// The most pages [`Client::query_all`] reads for one query.
+pub const MAX_PAGES: usize = 10_000;
 
 /// A request to Azure failed.
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +58,28 @@ pub enum AzureError {
         /// What went wrong.
         reason: String,
     },
-    /// `--service-ca` could not be used.
+    /// The service's query pages do not end (a repeated continuation token, too many pages).
+    #[error("{method} {path}: {reason}")]
+    Paging {
+        /// `POST`.
+        method: String,
+        /// The path.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The `--service-ca` file could not be read, or holds no certificate.
+    #[error("the service CA file {0}")]
+    ServiceCa(#[source] crate::Error),
+    /// Neither the system nor `--service-ca` gave a root to trust.
+    #[error(
+        "no TLS trust roots: the system store gave none{why} and no --service-ca file (or IOTCA_SERVICE_CA) was given"
+    )]
+    NoRoots {
+        /// Why the system gave none, in parentheses, or empty.
+        why: String,
+    },
+    /// A root or the TLS configuration could not be used.
     #[error("the service CA file {path}: {reason}")]
     Trust {
         /// The file.
@@ -106,27 +131,16 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The web roots plus the certificates of `service_ca`, a 30 s timeout, 4 tries, waits capped at 30 s.
+    /// The system's roots plus the certificates of `service_ca`, a 30 s
+    /// timeout, 4 tries, waits capped at 30 s.
     pub fn new(service_ca: Option<&Path>) -> Result<Self, AzureError> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        if let Some(p) = service_ca {
-            let trust = |reason: String| AzureError::Trust {
-                path: p.display().to_string(),
-                reason,
-            };
-            let bytes = std::fs::read(p).map_err(|e| trust(e.to_string()))?;
-            let certs =
-                crate::cert::split_certificates(&bytes).map_err(|e| trust(e.to_string()))?;
-            if certs.is_empty() {
-                return Err(trust("it holds no certificate".into()));
-            }
-            for c in certs {
-                roots
-                    .add(rustls_pki_types::CertificateDer::from(c))
-                    .map_err(|e| trust(e.to_string()))?;
-            }
-        }
+        let (system, why) = super::trust::system_roots();
+        let roots = super::trust::roots(system, why.as_deref(), service_ca)?;
+        Self::with_roots(roots.store)
+    }
+
+    /// Exactly `roots`, with the defaults of [`Settings::new`].
+    pub fn with_roots(roots: rustls::RootCertStore) -> Result<Self, AzureError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -160,6 +174,8 @@ pub struct Reply {
     pub status: u16,
     /// The `ETag` header.
     pub etag: Option<String>,
+    /// The `x-ms-continuation` header of a query page: more pages follow.
+    pub continuation: Option<String>,
     /// The body (may be empty).
     pub body: Vec<u8>,
 }
@@ -209,6 +225,63 @@ impl Client {
         if_match: Option<&str>,
         body: Option<&serde_json::Value>,
     ) -> Result<Reply, AzureError> {
+        self.send_with(method, path, if_match, &[], body)
+    }
+
+    /// Every item of a query (`POST path` with `body`), page by page as the
+    /// SDKs read it: `x-ms-max-item-count: page_size` on each request, and
+    /// each answer's `x-ms-continuation` sent back as `x-ms-continuation`
+    /// until an answer has none. A service that repeats a continuation
+    /// token, or pages past [`MAX_PAGES`], is an error rather than a hang.
+    pub fn query_all(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        page_size: usize,
+    ) -> Result<Vec<serde_json::Value>, AzureError> {
+        let size = page_size.max(1).to_string();
+        let mut items = Vec::new();
+        let mut tokens = std::collections::HashSet::new();
+        let mut continuation: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let mut headers = vec![("x-ms-max-item-count", size.as_str())];
+            if let Some(c) = &continuation {
+                headers.push(("x-ms-continuation", c.as_str()));
+            }
+            let r = self.send_with("POST", path, None, &headers, Some(body))?;
+            let page: Vec<serde_json::Value> = r.json("POST", path)?;
+            items.extend(page);
+            match r.continuation.filter(|c| !c.trim().is_empty()) {
+                None => return Ok(items),
+                Some(c) if !tokens.insert(c.clone()) => {
+                    return Err(AzureError::Paging {
+                        method: "POST".into(),
+                        path: path.into(),
+                        reason: format!(
+                            "the service sent the continuation token '{}' twice",
+                            crate::text::escape(&c)
+                        ),
+                    });
+                }
+                Some(c) => continuation = Some(c),
+            }
+        }
+        Err(AzureError::Paging {
+            method: "POST".into(),
+            path: path.into(),
+            reason: format!("the query did not end within {MAX_PAGES} pages"),
+        })
+    }
+
+    /// [`Client::send`] with extra request headers.
+    pub fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        if_match: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<&serde_json::Value>,
+    ) -> Result<Reply, AzureError> {
         let url = format!(
             "https://{}{path}?api-version={}",
             self.conn.connect_to(),
@@ -232,6 +305,9 @@ impl Client {
             if let Some(m) = if_match {
                 req = req.set("If-Match", m);
             }
+            for (k, v) in headers {
+                req = req.set(k, v);
+            }
             let result = match &body {
                 Some(b) => req
                     .set("Content-Type", "application/json; charset=utf-8")
@@ -242,13 +318,19 @@ impl Client {
                 Ok(resp) => {
                     let status = resp.status();
                     let etag = resp.header("etag").map(str::to_string);
+                    let continuation = resp.header("x-ms-continuation").map(str::to_string);
                     let body = read_body(resp).map_err(|reason| AzureError::Transport {
                         method: method.into(),
                         path: path.into(),
                         host: self.conn.connect_to().into(),
                         reason,
                     })?;
-                    return Ok(Reply { status, etag, body });
+                    return Ok(Reply {
+                        status,
+                        etag,
+                        continuation,
+                        body,
+                    });
                 }
                 Err(ureq::Error::Status(status, resp)) => {
                     if (status == 429 || status == 503) && attempt < self.settings.tries {

@@ -120,6 +120,16 @@ pub(crate) fn serve(answers: Vec<Canned>) -> TestServer {
     }
 }
 
+/// The request lines the server saw, in order.
+pub(crate) fn lines(s: &TestServer) -> Vec<String> {
+    s.seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.line.clone())
+        .collect()
+}
+
 pub(crate) fn settings(s: &TestServer) -> Settings {
     let mut st = Settings::new(Some(&s.ca)).unwrap();
     st.timeout = Duration::from_secs(2);
@@ -263,7 +273,11 @@ fn a_404_is_none_and_an_untrusted_server_is_refused() {
     let hub = HubRegistry::new(hub_conn(s.port), &settings(&s));
     assert!(hub.device("d1").unwrap().is_none());
     let s2 = serve(vec![json_ok("{}")]);
-    let mut st = Settings::new(None).unwrap();
+    // Trusting some other root only (whatever this machine's store holds).
+    let other = rcgen::generate_simple_self_signed(vec!["other".into()]).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(other.cert.der().clone()).unwrap();
+    let mut st = Settings::with_roots(roots).unwrap();
     st.timeout = Duration::from_secs(2);
     let hub = HubRegistry::new(hub_conn(s2.port), &st);
     let e = hub.device("d1").unwrap_err().to_string();
@@ -271,4 +285,64 @@ fn a_404_is_none_and_an_untrusted_server_is_refused() {
         e.contains("GET /devices/d1") && e.to_lowercase().contains("certificate"),
         "{e}"
     );
+}
+
+fn page(items: &str, continuation: Option<&str>) -> Canned {
+    let mut headers = vec![("Content-Type", "application/json; charset=utf-8".into())];
+    if let Some(c) = continuation {
+        headers.push(("x-ms-continuation", c.to_string()));
+    }
+    Some((200, headers, items.into()))
+}
+
+#[test]
+fn a_query_follows_x_ms_continuation_until_the_last_page() {
+    let s = serve(vec![
+        page(
+            r#"[{"registrationId":"a"},{"registrationId":"b"}]"#,
+            Some("tok/1+x=="),
+        ),
+        page(
+            r#"[{"registrationId":"c"},{"registrationId":"d"}]"#,
+            Some("tok-2"),
+        ),
+        page(r#"[{"registrationId":"e"}]"#, None),
+    ]);
+    let mut dps = Dps::new(dps_conn(s.port), &settings(&s));
+    dps.page_size = 2;
+    let all = dps.enrollments().unwrap();
+    let ids: Vec<&str> = all
+        .iter()
+        .map(|e| e["registrationId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["a", "b", "c", "d", "e"]);
+    let seen = s.seen.lock().unwrap();
+    assert_eq!(seen.len(), 3);
+    for r in seen.iter() {
+        assert_eq!(
+            r.line,
+            "POST /enrollments/query?api-version=2021-10-01 HTTP/1.1"
+        );
+        assert_eq!(r.header("x-ms-max-item-count"), Some("2"));
+        assert_eq!(r.body, r#"{"query":"*"}"#);
+    }
+    assert_eq!(seen[0].header("x-ms-continuation"), None);
+    assert_eq!(seen[1].header("x-ms-continuation"), Some("tok/1+x=="));
+    assert_eq!(seen[2].header("x-ms-continuation"), Some("tok-2"));
+}
+
+#[test]
+fn a_query_whose_service_repeats_its_continuation_stops_with_an_error() {
+    let s = serve(vec![
+        page(r#"[{"enrollmentGroupId":"g1"}]"#, Some("same")),
+        page(r#"[{"enrollmentGroupId":"g2"}]"#, Some("same")),
+        page(r#"[]"#, None),
+    ]);
+    let dps = Dps::new(dps_conn(s.port), &settings(&s));
+    let e = dps.groups().unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "POST /enrollmentGroups/query: the service sent the continuation token 'same' twice"
+    );
+    assert_eq!(s.seen.lock().unwrap().len(), 2);
 }

@@ -98,14 +98,12 @@ impl HubRegistry {
             .map(Some)
     }
 
-    /// `POST /devices/query`: every device identity.
+    /// `POST /devices/query`: every device identity, all pages.
     pub fn devices(&self) -> Result<Vec<Value>, AzureError> {
-        let r = self.client.send(
-            "POST",
+        self.client.query_all(
             "/devices/query",
-            None,
-            Some(&json!({"query": "SELECT * FROM devices"})),
-        )?;
-        r.json("POST", "/devices/query")
+            &json!({"query": "SELECT * FROM devices"}),
+            super::dps::PAGE_SIZE,
+        )
     }
 }

@@ -23,8 +23,8 @@ use super::{CmdResult, Global, print_json};
 #[derive(Debug, Subcommand)]
 pub enum EnrollCommand {
     /// The pre-flight: does an enrollment ID match the device certificate's CN (and chain to the group CA)?
-    #[command(after_help = CHECK_HELP)]
-    Check(CheckArgs),
+    #[command(after_help = super::enroll_check::CHECK_HELP)]
+    Check(super::enroll_check::CheckCmd),
     /// Create an individual X.509 enrollment after the pre-flight passes.
     #[command(after_help = CREATE_HELP)]
     Create(CreateArgs),
@@ -65,31 +65,6 @@ pub enum GroupCommand {
     #[command(after_help = super::enroll_group::DELETE_HELP)]
     Delete(super::enroll_group::GroupIdArgs),
 }
-
-const CHECK_HELP: &str = "\
-PROBLEM CODES (every one that applies is listed):
-  invalid_registration_id  the ID is not a DPS registration ID (1-64 of A-Z a-z 0-9 - . _ :,
-                           alphanumeric at both ends)
-  missing_cn, multiple_cn  the certificate has no CN, or more than one
-  cn_mismatch              the CN differs from the enrollment ID
-  cn_case_mismatch         they differ only in letter case (IoT hub device IDs are case-sensitive)
-  certificate_is_ca        the certificate is a CA, not a device leaf
-  certificate_expired      the certificate's notAfter has passed
-  does_not_chain           with --group-ca: the chain does not reach it (the verify problems follow)
-
-EXIT CODES:
-  0  the enrollment will match this device
-  1  it will not; the problems say why
-  2  the check could not run (unreadable or malformed file)
-
-EXAMPLES:
-  Before creating a disabled enrollment, check the ID against the device's certificate:
-    iotca enroll check --enrollment-id sensor-thl-002 --cert certs/sensor-thl-002.cert.pem
-  Also check the device belongs to the group over the intermediate:
-    iotca enroll check --enrollment-id sensor-thl-002 --cert certs/sensor-thl-002-full-chain.cert.pem \\
-        --group-ca certs/azure-iot-test-only.intermediate.cert.pem
-  For scripts:
-    iotca enroll check --enrollment-id sensor-thl-002 --cert dev.pem --json | jq -r '.problems[].code'";
 
 const CREATE_HELP: &str = "\
 TARGETS (--to):
@@ -285,7 +260,7 @@ pub struct IdArgs {
 /// Runs `enroll`.
 pub fn run(cmd: &EnrollCommand, g: &Global) -> CmdResult {
     match cmd {
-        EnrollCommand::Check(a) => check(a, g),
+        EnrollCommand::Check(a) => super::enroll_check::run(a, g),
         EnrollCommand::Create(a) => create(a, g),
         EnrollCommand::Group(GroupCommand::Create(a)) => group_create(a, g),
         EnrollCommand::Group(GroupCommand::List) => super::enroll_group::list(g),
@@ -382,16 +357,6 @@ pub(super) fn leaf_file_for_az(
 }
 
 // ---------------------------------------------------------------------------
-
-fn check(a: &CheckArgs, g: &Global) -> CmdResult {
-    let (p, _) = preflight(&a.enrollment_id, &a.cert, a.group_ca.as_deref())?;
-    if g.json {
-        print_json(&preflight_json(&p))?;
-    } else if !g.quiet || !p.ok {
-        out(&render_preflight(&p))?;
-    }
-    Ok(if p.ok { 0 } else { 1 })
-}
 
 /// `enroll create --json` with `--to local`.
 #[derive(Serialize)]

@@ -23,6 +23,7 @@ pub mod device_sign;
 pub mod dps;
 pub mod dps_azure;
 pub mod enroll;
+mod enroll_check;
 mod enroll_group;
 pub mod enroll_group_update;
 mod enroll_preflight;

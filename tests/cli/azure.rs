@@ -402,3 +402,101 @@ fn enroll_create_to_azure_is_guarded_then_names_its_request() {
     no_secret(&o);
     assert_eq!(dps.connections(), 1);
 }
+
+#[test]
+fn without_any_trust_root_or_with_a_bad_service_ca_nothing_is_sent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().to_path_buf();
+    let dps = Listener::new();
+    let files = conn_files(tmp.path(), dps.port);
+    let bad = tmp.path().join("bad-ca.pem");
+    std::fs::write(
+        &bad,
+        "-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let list = |service_ca: Option<&Path>| {
+        let mut c = iotca_in(&home);
+        c.args([
+            "enroll",
+            "list",
+            "--azure",
+            "--json",
+            "--dps-connection-string-file",
+        ])
+        .arg(&files.0)
+        // The system store, as rustls-native-certs reads it, made empty.
+        .env("SSL_CERT_FILE", tmp.path().join("no-such-bundle.pem"))
+        .env_remove("SSL_CERT_DIR")
+        .env_remove("IOTCA_SERVICE_CA")
+        .env_remove("IOTCA_DPS_CONNECTION_STRING");
+        if let Some(p) = service_ca {
+            c.arg("--service-ca").arg(p);
+        }
+        run(&mut c)
+    };
+    let o = list(None);
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no TLS trust roots") && err.contains("--service-ca"),
+        "{}",
+        show(&o)
+    );
+    assert_eq!(err.lines().count(), 1, "{}", show(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no TLS trust roots")
+    );
+    let o = list(Some(&bad));
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("the service CA file {}", bad.display()))
+            && err.contains("not valid PEM"),
+        "{}",
+        show(&o)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["error"]["code"], "bad_certificate");
+    assert_eq!(dps.connections(), 0);
+}
+
+#[test]
+fn enroll_check_azure_runs_the_pre_flight_then_names_its_request() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = pki(&tmp.path().join("home"));
+    let dps = Listener::new();
+    let files = conn_files(tmp.path(), dps.port);
+    let check = |extra: &[&str]| {
+        let mut c = iotca_in(&home);
+        c.args(["enroll", "check", "--enrollment-id", "sensor-thl-002"])
+            .arg("--cert")
+            .arg(home.join("certs/sensor-thl-002.cert.pem"))
+            .arg("--dps-connection-string-file")
+            .arg(&files.0)
+            .args(extra)
+            .env_remove("IOTCA_SERVICE_CA");
+        run(&mut c)
+    };
+    let o = check(&["--azure", "--json", "--request-timeout", "1"]);
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    let request = format!("GET /enrollments/sensor-thl-002 to 127.0.0.1:{}", dps.port);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(&request),
+        "{}",
+        show(&o)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let message = doc["error"]["message"].as_str().unwrap();
+    assert!(message.contains(&request), "{message}");
+    no_secret(&o);
+    assert_eq!(dps.connections(), 1);
+    // Without --azure, nothing is sent.
+    let o = check(&[]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert_eq!(dps.connections(), 0);
+}

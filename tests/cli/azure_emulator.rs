@@ -515,3 +515,225 @@ fn group_rollover_through_the_dps_service_api() {
     assert!(text(&o).contains("no secondary"), "{}", text(&o));
     lab.assert_no_key_in(&lab.log());
 }
+
+/// Copies `template` (a record of the local store) under `n` new IDs `{prefix}-NNN`.
+fn bulk_records(lab: &Lab, dir: &str, field: &str, template: &str, prefix: &str, n: usize) {
+    let path = lab.home.join(format!("dps/{dir}/{template}.json"));
+    let mut v: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    for i in 0..n {
+        let id = format!("{prefix}-{i:03}");
+        v[field] = Value::String(id.clone());
+        std::fs::write(
+            lab.home.join(format!("dps/{dir}/{id}.json")),
+            serde_json::to_vec(&v).unwrap(),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn a_list_longer_than_one_page_comes_back_whole() {
+    let lab = Lab::new();
+    let cert = lab.cert("sensor-thl-001");
+    let o = run(
+        &lab.home,
+        &[
+            "enroll",
+            "create",
+            "--enrollment-id",
+            "sensor-thl-001",
+            "--cert",
+            &cert,
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    // 250 individual enrollments (iotca asks for pages of 100) and 120 groups.
+    bulk_records(
+        &lab,
+        "enrollments",
+        "registrationId",
+        "sensor-thl-001",
+        "bulk",
+        249,
+    );
+    bulk_records(
+        &lab,
+        "enrollmentGroups",
+        "enrollmentGroupId",
+        "lab-group",
+        "grp",
+        119,
+    );
+    let dps = lab.home.join("../dps.cs").display().to_string();
+    let o = run(
+        &lab.home,
+        &[
+            "enroll",
+            "list",
+            "--azure",
+            "--dps-connection-string-file",
+            &dps,
+            "--json",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ids = |k: &str, f: &str| -> std::collections::BTreeSet<String> {
+        v[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e[f].as_str().unwrap().to_string())
+            .collect()
+    };
+    let individual = ids("individual", "registrationId");
+    assert_eq!(individual.len(), 250);
+    assert!(individual.contains("sensor-thl-001") && individual.contains("bulk-248"));
+    let groups = ids("groups", "enrollmentGroupId");
+    assert_eq!(groups.len(), 120);
+    assert!(groups.contains("lab-group") && groups.contains("grp-118"));
+    std::thread::sleep(Duration::from_millis(100));
+    let log = lab.log();
+    let count = |p: &str| log.lines().filter(|l| l.contains(p)).count();
+    assert_eq!(count("POST /enrollments/query: 200"), 3, "{log}");
+    assert_eq!(count("POST /enrollmentGroups/query: 200"), 2, "{log}");
+    lab.assert_no_key_in(&log);
+}
+
+#[test]
+fn the_system_trust_store_is_used_without_service_ca() {
+    let lab = Lab::new();
+    let dps = lab.home.join("../dps.cs");
+    let list = |bundle: &Path| {
+        Command::new(bin())
+            .arg("--home")
+            .arg(&lab.home)
+            .args(["enroll", "list", "--azure", "--dps-connection-string-file"])
+            .arg(&dps)
+            .env_remove("IOTCA_SERVICE_CA")
+            .env_remove("SSL_CERT_DIR")
+            .env("SSL_CERT_FILE", bundle)
+            .output()
+            .unwrap()
+    };
+    // The emulator's CA as the system's bundle: trusted, no --service-ca.
+    let o = list(&lab.home.join("certs/iotca-dps-server-ca.cert.pem"));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("lab-group"), "{}", text(&o));
+    // Another bundle: the emulator is not trusted, and the error says so.
+    let o = list(&lab.home.join("certs/azure-iot-test-only.root.ca.cert.pem"));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("POST /enrollments/query to localhost:")
+            && err.to_lowercase().contains("certificate"),
+        "{err}"
+    );
+}
+
+#[test]
+fn enroll_check_azure_reports_what_dps_holds_and_reads_only() {
+    let lab = Lab::new();
+    // The trap, as an operator could leave it in DPS: a disabled enrollment
+    // for sensor-thl-002 under another letter case (the guard would refuse
+    // to write it, so it goes straight into the emulator's store).
+    let chain2 = lab
+        .home
+        .join("certs/sensor-thl-002-full-chain.cert.pem")
+        .display()
+        .to_string();
+    let o = run(
+        &lab.home,
+        &[
+            "enroll",
+            "create",
+            "--enrollment-id",
+            "sensor-thl-002",
+            "--cert",
+            &chain2,
+            "--status",
+            "disabled",
+            "--to",
+            "json",
+        ],
+    );
+    let mut body: Value = serde_json::from_slice(&o.stdout).unwrap();
+    body["registrationId"] = Value::String("Sensor-THL-002".into());
+    std::fs::create_dir_all(lab.home.join("dps/enrollments")).unwrap();
+    std::fs::write(
+        lab.home.join("dps/enrollments/sensor-thl-002.json"),
+        serde_json::to_vec(&body).unwrap(),
+    )
+    .unwrap();
+    let dps = lab.home.join("../dps.cs").display().to_string();
+    let before = lab.log().lines().count();
+    let check = |id: &str, cert: &str, json: bool| {
+        let mut a = vec![
+            "enroll",
+            "check",
+            "--enrollment-id",
+            id,
+            "--cert",
+            cert,
+            "--azure",
+            "--dps-connection-string-file",
+            &dps,
+        ];
+        if json {
+            a.push("--json");
+        }
+        run(&lab.home, &a)
+    };
+    let o = check("sensor-thl-002", &chain2, true);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    let d = &v["dps"];
+    assert!(d["enrollment"].is_null(), "{d}");
+    assert_eq!(d["other_case"][0]["registration_id"], "Sensor-THL-002");
+    assert_eq!(d["other_case"][0]["provisioning_status"], "disabled");
+    assert_eq!(d["other_case"][0]["certificate_matches"], true);
+    assert_eq!(d["groups"][0]["enrollment_group_id"], "lab-group");
+    assert_eq!(d["groups"][0]["provisioning_status"], "enabled");
+    assert_eq!(d["groups"][0]["certificate"], "primary");
+    assert_eq!(d["groups"][0]["chains"], true);
+    assert_eq!(d["decision"]["status"], "disabled");
+    assert_eq!(d["decision"]["enrollment"]["id"], "Sensor-THL-002");
+    // The text says the same, for people.
+    let t = text(&check("sensor-thl-002", &chain2, false));
+    assert!(
+        t.contains("'Sensor-THL-002': disabled")
+            && t.contains("only in letter case")
+            && t.contains(
+                "lab-group  enabled  primary CA CN=Azure IoT Hub Intermediate Cert Test Only"
+            )
+            && t.contains("DPS would decide now: disabled"),
+        "{t}"
+    );
+    // A device with no enrollment, presenting its leaf alone: the group's
+    // CA is found among the home's CAs, and the group lets it in.
+    let o = check("sensor-thl-001", &lab.cert("sensor-thl-001"), true);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["dps"]["enrollment"].is_null() && v["dps"]["other_case"] == Value::Array(vec![]));
+    assert_eq!(v["dps"]["groups"][0]["chains"], true);
+    assert_eq!(v["dps"]["decision"]["status"], "assigned");
+    assert_eq!(v["dps"]["decision"]["enrollment"]["kind"], "group");
+    // A refused pre-flight still reports DPS, and exits 1.
+    let o = check("sensor-thl-003", &chain2, true);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["problems"][0]["code"], "cn_mismatch");
+    assert_eq!(v["dps"]["for_cn"]["registration_id"], "Sensor-THL-002");
+    // Read-only: GETs and queries, nothing else.
+    std::thread::sleep(Duration::from_millis(100));
+    let log = lab.log();
+    let new: Vec<&str> = log.lines().skip(before).collect();
+    assert!(!new.is_empty());
+    assert!(
+        new.iter().all(|l| l.contains(" GET /enrollments/")
+            || l.contains(" POST /enrollments/query: 200")
+            || l.contains(" POST /enrollmentGroups/query: 200")),
+        "{new:?}"
+    );
+    lab.assert_no_key_in(&log);
+}

@@ -161,15 +161,31 @@ pub fn body_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, String
     }
 }
 
-/// A page of a query: `x-ms-max-item-count` items from the offset in
-/// `x-ms-continuation`, and the next continuation when more remain.
+/// The page size when a query does not send `x-ms-max-item-count`.
+pub const DEFAULT_PAGE: usize = 1000;
+
+/// A page of a query: `x-ms-max-item-count` items (default
+/// [`DEFAULT_PAGE`]) from the offset in `x-ms-continuation`, and the next
+/// continuation when more remain. A continuation this service did not
+/// give is a 400, as a stale or forged token is on DPS.
 pub fn page(items: Vec<Value>, req: &Req, item_type: &str) -> Response<Body> {
-    let start = req
-        .continuation
-        .as_deref()
-        .and_then(|c| c.parse::<usize>().ok())
-        .unwrap_or(0);
-    let max = req.max_items.filter(|m| *m > 0).unwrap_or(1000);
+    let start = match req.continuation.as_deref().map(str::trim) {
+        None | Some("") => 0,
+        Some(c) => match c.parse::<usize>() {
+            Ok(n) if n <= items.len() => n,
+            _ => {
+                return dps_error(
+                    StatusCode::BAD_REQUEST,
+                    400000,
+                    &format!(
+                        "the x-ms-continuation token '{}' is not one this query returned",
+                        escape(c)
+                    ),
+                );
+            }
+        },
+    };
+    let max = req.max_items.filter(|m| *m > 0).unwrap_or(DEFAULT_PAGE);
     let end = start.saturating_add(max).min(items.len());
     let more = end < items.len();
     let slice: Vec<Value> = items
@@ -181,6 +197,9 @@ pub fn page(items: Vec<Value>, req: &Req, item_type: &str) -> Response<Body> {
     let h = r.headers_mut();
     if let Ok(v) = item_type.parse() {
         h.insert("x-ms-item-type", v);
+    }
+    if let Ok(v) = max.to_string().parse() {
+        h.insert("x-ms-max-item-count", v);
     }
     if more && let Ok(v) = end.to_string().parse() {
         h.insert("x-ms-continuation", v);
