@@ -21,6 +21,7 @@ use crate::dps::{HUB, SCOPE, ServerGuard, TRUST, files, lab, ok, run, sdk_regist
 
 const D1: &str = "sensor-thl-001";
 const D2: &str = "sensor-thl-002";
+const HUB2: &str = "lab-hub-2.azure-devices.net";
 
 /// Registers devices of `home` through the Python device SDK (MQTT).
 fn register(py: &Path, server: &ServerGuard, home: &Path, ids: &[&str]) -> Vec<Value> {
@@ -256,4 +257,120 @@ fn the_deprovisioning_lab_with_microsoft_sdks_as_every_client() {
         (D1.to_string(), vec!["cn_case_mismatch".to_string()])
     );
     eprintln!("the lab took {:?}", started.elapsed());
+}
+
+/// Issue 16: `deprovision --to azure` against the emulator's service API,
+/// its outcome read by Microsoft's SDKs, not by iotca.
+#[test]
+fn deprovision_to_azure_as_microsoft_sdks_see_it() {
+    let Some(py) = crate::dps_https::python() else {
+        return;
+    };
+    let started = Instant::now();
+    let t = tempfile::tempdir().unwrap();
+    let h = lab(t.path(), &[D1, D2]);
+    let server = ServerGuard::start(&h, &["--id-scope", SCOPE, "--hub", HUB, "--hub", HUB2]);
+    // iotca's connection strings, in files outside the home.
+    let ep = server.endpoint();
+    let dps_cs = ep["dps"]["connection_string"].as_str().unwrap().to_string();
+    let hub_cs: Vec<String> = ep["hubs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["connection_string"].as_str().unwrap().to_string())
+        .collect();
+    let keys: Vec<String> = std::iter::once(&dps_cs)
+        .chain(&hub_cs)
+        .map(|c| {
+            c.split(';')
+                .find_map(|f| f.strip_prefix("SharedAccessKey="))
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(keys.len(), 3);
+    let dps_file = t.path().join("dps.cs");
+    let hubs_file = t.path().join("hubs.cs");
+    std::fs::write(&dps_file, format!("{dps_cs}\n")).unwrap();
+    std::fs::write(&hubs_file, hub_cs.join("\n") + "\n").unwrap();
+    let mut seen = Vec::new();
+
+    // Before: both registered; the SDKs see 002's device and no enrollment.
+    let r = register(&py, &server, &h, &[D1, D2]);
+    assert_assigned(&r[0], D1, &server);
+    assert_assigned(&r[1], D2, &server);
+    seen.push(serde_json::to_string(&r).unwrap());
+    let before = service(&py, &server, &h, HUB, &["device-get", D2]);
+    assert_eq!(before["ok"], true, "{before}");
+    assert_eq!(before["result"]["status"], "enabled", "{before}");
+    let none = service(&py, &server, &h, HUB, &["enrollment-get", D2]);
+    assert_eq!(none["status"], 404, "{none}");
+    seen.extend([before.to_string(), none.to_string()]);
+
+    let o = run(
+        &h,
+        &[
+            "--json",
+            "deprovision",
+            D2,
+            "--cert",
+            h.join(format!("certs/{D2}.cert.pem")).to_str().unwrap(),
+            "--to",
+            "azure",
+            "--dps-connection-string-file",
+            dps_file.to_str().unwrap(),
+            "--hub-connection-string-file",
+            hubs_file.to_str().unwrap(),
+            "--service-ca",
+            h.join(TRUST).to_str().unwrap(),
+        ],
+    );
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(o.status.code(), Some(0), "{said}\n{}", server.log());
+    seen.push(said);
+
+    // The DPS service SDK reads the enrollment back disabled.
+    let e = service(&py, &server, &h, HUB, &["enrollment-get", D2]);
+    assert_eq!(e["ok"], true, "{e}");
+    assert_eq!(e["result"]["registrationId"], D2, "{e}");
+    assert_eq!(e["result"]["provisioningStatus"], "disabled", "{e}");
+    // The hub SDK's get_device raises not found.
+    let d = service(&py, &server, &h, HUB, &["device-get", D2]);
+    assert_eq!(d["ok"], false, "{d}");
+    assert_eq!(d["status"], 404, "{d}");
+    assert!(
+        d["text"].as_str().unwrap().contains("DeviceNotFound"),
+        "{d}"
+    );
+    let d1 = service(&py, &server, &h, HUB, &["device-get", D1]);
+    assert_eq!(d1["result"]["status"], "enabled", "{d1}");
+    seen.extend([e.to_string(), d.to_string(), d1.to_string()]);
+
+    // The device SDK: 002 is refused as disabled, 001 registers and sends.
+    let r = register(&py, &server, &h, &[D2, D1]);
+    assert_refused_disabled(&r[0]);
+    assert_assigned(&r[1], D1, &server);
+    seen.push(serde_json::to_string(&r).unwrap());
+    let mut dev1 = connected_device(&py, &server, &h, D1);
+    send_ok(&mut dev1, &server, r#"{"temperature": 20.5}"#);
+    assert_eq!(bodies(&h, D1), [r#"{"temperature": 20.5}"#]);
+    assert!(bodies(&h, D2).is_empty());
+    drop(dev1);
+
+    // No key, no SAS signature in anything said, nor in the server's log.
+    seen.push(server.log());
+    for s in &seen {
+        for k in &keys {
+            assert!(!s.contains(k.as_str()), "a service key leaked");
+        }
+        assert!(!s.contains("sig="), "a SAS signature leaked");
+    }
+    eprintln!(
+        "deprovision --to azure, checked by the SDKs, took {:?}",
+        started.elapsed()
+    );
 }
