@@ -32,12 +32,12 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-mod hub;
+pub(crate) mod hub;
 
 const INTER: &str = "certs/azure-iot-test-only.intermediate.cert.pem";
-const TRUST: &str = "certs/iotca-dps-server-ca.cert.pem";
-const HUB: &str = "lab-hub.azure-devices.net";
-const SCOPE: &str = "0ne00IOTCA1";
+pub(crate) const TRUST: &str = "certs/iotca-dps-server-ca.cert.pem";
+pub(crate) const HUB: &str = "lab-hub.azure-devices.net";
+pub(crate) const SCOPE: &str = "0ne00IOTCA1";
 
 // ---------------------------------------------------------------- helpers
 
@@ -45,7 +45,7 @@ fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_iotca")
 }
 
-fn run(home: &Path, args: &[&str]) -> Output {
+pub(crate) fn run(home: &Path, args: &[&str]) -> Output {
     Command::new(bin())
         .arg("--home")
         .arg(home)
@@ -55,7 +55,7 @@ fn run(home: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn ok(home: &Path, args: &[&str]) -> String {
+pub(crate) fn ok(home: &Path, args: &[&str]) -> String {
     let o = run(home, args);
     assert_eq!(
         o.status.code(),
@@ -69,7 +69,7 @@ fn ok(home: &Path, args: &[&str]) -> String {
 
 /// A lab home: root, intermediate, the devices, and an enabled enrollment
 /// group over the intermediate assigning to [`HUB`].
-fn lab(dir: &Path, devices: &[&str]) -> PathBuf {
+pub(crate) fn lab(dir: &Path, devices: &[&str]) -> PathBuf {
     let h = dir.join("pki");
     ok(&h, &["ca", "init"]);
     if !devices.is_empty() {
@@ -95,14 +95,15 @@ fn lab(dir: &Path, devices: &[&str]) -> PathBuf {
 }
 
 /// A running `iotca dps serve`, killed when dropped.
-struct ServerGuard {
+pub(crate) struct ServerGuard {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     stderr: PathBuf,
+    home: PathBuf,
 }
 
 impl ServerGuard {
-    fn start(home: &Path, extra: &[&str]) -> ServerGuard {
+    pub(crate) fn start(home: &Path, extra: &[&str]) -> ServerGuard {
         let stderr = home.join(format!(
             "dps-serve-{}.log",
             std::time::SystemTime::now()
@@ -133,6 +134,7 @@ impl ServerGuard {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             stderr,
+            home: home.to_path_buf(),
         };
         // The line is printed once the socket is bound.
         let (tx, rx) = std::sync::mpsc::channel();
@@ -158,13 +160,13 @@ impl ServerGuard {
         guard
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
     /// Waits (up to 10 s) until the server's stderr holds `want`; lines
     /// about a closed connection are written just after it closes.
-    fn expect_log(&self, want: &str) {
+    pub(crate) fn expect_log(&self, want: &str) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while !self.log().contains(want) {
             assert!(
@@ -174,6 +176,13 @@ impl ServerGuard {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// What this start wrote to `private/iotca-dps-endpoint.json`: the
+    /// ports and the connection strings (DESIGN section 11).
+    pub(crate) fn endpoint(&self) -> Value {
+        let f = self.home.join("private/iotca-dps-endpoint.json");
+        serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap()
     }
 
     fn pid(&self) -> u32 {
@@ -962,7 +971,7 @@ fn python() -> Option<PathBuf> {
 
 /// Registers devices with the Python SDK: (registration ID, cert file,
 /// key file) each, concurrently; one JSON result per device.
-fn sdk_register(
+pub(crate) fn sdk_register(
     py: &Path,
     server: &ServerGuard,
     trust: &Path,
@@ -1033,7 +1042,7 @@ fn sdk_register(
     results
 }
 
-fn files(home: &Path, id: &str) -> (PathBuf, PathBuf) {
+pub(crate) fn files(home: &Path, id: &str) -> (PathBuf, PathBuf) {
     (
         home.join(format!("certs/{id}-full-chain.cert.pem")),
         home.join(format!("private/{id}.key.pem")),

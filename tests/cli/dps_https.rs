@@ -66,7 +66,9 @@ fn skip_or_fail(why: &str) {
     eprintln!("SKIPPED: {why}; run scripts/sdk-test-env.sh");
 }
 
-fn python() -> Option<PathBuf> {
+/// The interpreter of target/pyenv-sdk, with Microsoft's Python device and
+/// service SDKs; None (skipped visibly, a failure in CI) when missing.
+pub(crate) fn python() -> Option<PathBuf> {
     let p = root().join("target/pyenv-sdk/bin/python");
     let usable = p.exists()
         && Command::new(&p)

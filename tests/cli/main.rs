@@ -17,6 +17,7 @@ mod dps_https;
 mod enroll;
 mod foundation;
 mod hardening;
+mod lab;
 mod lifecycle;
 mod limbo;
 mod newcomer;

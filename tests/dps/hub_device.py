@@ -10,6 +10,7 @@ on stdout:
     send BODY      sends BODY (content type application/json, encoding
                    utf-8, custom property "seq") -> {"ok": true} or
                    {"ok": false, "error": "<exception class>", "message": "..."}
+    connected      -> {"ok": true, "connected": <the SDK's client.connected>}
     quit           shuts the client down and exits
 The first line printed is the answer to connect().
 
@@ -106,6 +107,8 @@ def main():
             m.content_encoding = "utf-8"
             m.custom_properties["seq"] = str(seq)
             answer(lambda: send(client, m))
+        elif cmd == "connected":
+            print(json.dumps({"ok": True, "connected": client.connected}), flush=True)
         elif cmd == "quit":
             break
     try:

@@ -46,7 +46,7 @@ async fn publish(c: &mut Client, topic: &str, qos: u8, payload: &[u8]) -> Option
     packet_id
 }
 
-fn messages_json(home: &Path, args: &[&str]) -> Vec<Value> {
+pub(crate) fn messages_json(home: &Path, args: &[&str]) -> Vec<Value> {
     let mut a = vec!["--json", "hub", "messages"];
     a.extend_from_slice(args);
     serde_json::from_str(&ok(home, &a)).unwrap()
@@ -526,7 +526,7 @@ fn node_modules() -> Option<PathBuf> {
 }
 
 /// A device app driven line by line (see tests/dps/hub_device.py).
-struct SdkDevice {
+pub(crate) struct SdkDevice {
     child: Child,
     stdin: std::process::ChildStdin,
     lines: std::sync::mpsc::Receiver<String>,
@@ -555,7 +555,7 @@ impl SdkDevice {
         }
     }
 
-    fn answer(&self, server: &ServerGuard) -> Value {
+    pub(crate) fn answer(&self, server: &ServerGuard) -> Value {
         let l = self
             .lines
             .recv_timeout(Duration::from_secs(90))
@@ -568,10 +568,46 @@ impl SdkDevice {
         serde_json::from_str(&l).unwrap()
     }
 
-    fn send(&mut self, server: &ServerGuard, body: &str) -> Value {
-        writeln!(self.stdin, "send {body}").unwrap();
+    /// Microsoft's Python device SDK as device `id` of `home` (its full
+    /// chain and key) on `hub`, through the server's MQTT port
+    /// (tests/dps/hub_device.py); its first answer is connect()'s.
+    pub(crate) fn python(
+        py: &Path,
+        server: &ServerGuard,
+        home: &Path,
+        hub: &str,
+        id: &str,
+    ) -> SdkDevice {
+        let (cert, key) = files(home, id);
+        let mut cmd = Command::new(py);
+        cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dps/hub_device.py"))
+            .args(["--hub", hub, "--device-id", id])
+            .arg("--cert")
+            .arg(&cert)
+            .arg("--key")
+            .arg(&key)
+            .arg("--trust")
+            .arg(home.join(TRUST))
+            .arg("--port")
+            .arg(server.addr.port().to_string());
+        SdkDevice::start(cmd)
+    }
+
+    fn command(&mut self, server: &ServerGuard, line: &str) -> Value {
+        writeln!(self.stdin, "{line}").unwrap();
         self.stdin.flush().unwrap();
         self.answer(server)
+    }
+
+    pub(crate) fn send(&mut self, server: &ServerGuard, body: &str) -> Value {
+        self.command(server, &format!("send {body}"))
+    }
+
+    /// Whether the SDK client says it is connected (`client.connected`).
+    pub(crate) fn connected(&mut self, server: &ServerGuard) -> bool {
+        let r = self.command(server, "connected");
+        assert_eq!(r["ok"], true, "{r}");
+        r["connected"].as_bool().unwrap()
     }
 }
 
@@ -614,30 +650,11 @@ fn python_sdk_device_sends_telemetry_until_deleted() {
     let h = lab(t.path(), &[id]);
     let server = ServerGuard::start(&h, &["--hub", HUB]);
     let (cert, key) = files(&h, id);
-    let r = sdk_register(
-        &py,
-        &server,
-        &h.join(TRUST),
-        &[(id, cert.clone(), key.clone())],
-    );
+    let r = sdk_register(&py, &server, &h.join(TRUST), &[(id, cert, key)]);
     assert_eq!(r[0]["assigned_hub"], HUB, "{r:?}");
-    let mut cmd = Command::new(&py);
-    cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dps/hub_device.py"))
-        .args([
-            "--hub",
-            r[0]["assigned_hub"].as_str().unwrap(),
-            "--device-id",
-            id,
-        ])
-        .arg("--cert")
-        .arg(&cert)
-        .arg("--key")
-        .arg(&key)
-        .arg("--trust")
-        .arg(h.join(TRUST))
-        .arg("--port")
-        .arg(server.addr.port().to_string());
-    sdk_scenario(&h, &server, id, SdkDevice::start(cmd), "CredentialError");
+    let hub = r[0]["assigned_hub"].as_str().unwrap();
+    let dev = SdkDevice::python(&py, &server, &h, hub, id);
+    sdk_scenario(&h, &server, id, dev, "CredentialError");
 }
 
 #[test]
