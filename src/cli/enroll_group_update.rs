@@ -139,6 +139,15 @@ fn read_secondary(path: &Path, group_id: &str) -> anyhow::Result<Result<Vec<u8>,
     Ok(Ok(ders[0].clone()))
 }
 
+/// `primary SUBJECT, secondary SUBJECT|(none)`, escaped for the terminal.
+fn certificates_text(primary: &str, secondary: Option<&str>) -> String {
+    format!(
+        "primary {}, secondary {}",
+        iotca::text::escape(primary),
+        secondary.map_or("(none)".into(), iotca::text::escape)
+    )
+}
+
 /// Says which devices the change would strand; true when that refuses it
 /// (without `--force`).
 fn refuse_stranded(stranded: &[String], group_id: &str, force: bool) -> bool {
@@ -216,15 +225,11 @@ fn run_azure(
         })?;
     } else if !g.quiet {
         println!(
-            "updated enrollment group '{}' in {}; read back: provisioningStatus {}, primary {}, secondary {}",
+            "updated enrollment group '{}' in {}; read back: provisioningStatus {}, {}",
             iotca::text::escape(&a.group_id),
             iotca::text::escape(dps.host_name()),
             up.status,
-            iotca::text::escape(&primary),
-            secondary
-                .as_deref()
-                .map(|s| iotca::text::escape(s).into_owned())
-                .unwrap_or_else(|| "(none)".into())
+            certificates_text(&primary, secondary.as_deref())
         );
     }
     Ok(0)
@@ -402,15 +407,11 @@ pub fn run(a: &GroupUpdateArgs, g: &Global) -> CmdResult {
         })?;
     } else if !g.quiet {
         println!(
-            "updated enrollment group '{}' ({}); read back: provisioningStatus {}, primary {}, secondary {}",
+            "updated enrollment group '{}' ({}); read back: provisioningStatus {}, {}",
             back.group.enrollment_group_id,
             written.path.display(),
             back.group.provisioning_status,
-            iotca::text::escape(&primary),
-            secondary
-                .as_deref()
-                .map(|s| iotca::text::escape(s).into_owned())
-                .unwrap_or_else(|| "(none)".into())
+            certificates_text(&primary, secondary.as_deref())
         );
     }
     Ok(0)
